@@ -1,0 +1,19 @@
+"""geocryo: learning the permafrost carbon feedback from multimodal Earth observations."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import synthetic as synthetic
+from .catalog import open_catalog as open_catalog
+from .catalog import open_cube as open_cube
+from .cube import TARGETS as TARGETS
+from .cube import CubeError as CubeError
+from .cube import features as features
+from .cube import targets as targets
+from .cube import validate as validate
+from .io import open_zarr as open_zarr
+from .io import write_zarr as write_zarr
+
+try:
+    __version__ = version("geocryo")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"

@@ -1,0 +1,261 @@
+"""Zarr v3 stores: written atomically with a progress bar, opened lazily and validated."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import dask
+import dask.base
+import dask.threaded
+import numpy as np
+import xarray as xr
+
+from .cube import validate
+
+__all__ = ["default_chunks", "open_zarr", "write_stores", "write_zarr"]
+
+#: Target size of one stored chunk, in bytes (uncompressed).
+CHUNK_BYTES = 8 * 2**20
+
+
+def default_chunks(ds: xr.Dataset) -> dict[str, int]:
+    """Chunk sizes for storing ``ds``: 128 x 128 pixel tiles, whole extra dims, and as many
+    months as fit in about 8 MiB per chunk, rounded to whole years where there is room.
+
+    Tiles of all months of a block of pixels are what training reads (look-back windows), so
+    time is kept long and space short.
+    """
+    sizes = dict(ds.sizes)
+    chunks = {dim: min(size, 128) for dim, size in sizes.items() if dim in ("y", "x")}
+    for dim, size in sizes.items():
+        if dim not in ("time", "y", "x"):
+            chunks[dim] = size
+    if "time" in sizes:
+        pixels = chunks.get("y", 1) * chunks.get("x", 1)
+        months = max(1, CHUNK_BYTES // (4 * pixels))
+        if months >= 12:
+            months -= months % 12
+        chunks["time"] = int(min(sizes["time"], months))
+    return chunks
+
+
+def _prepare(ds: xr.Dataset, chunks: Mapping[str, int]) -> tuple[xr.Dataset, dict]:
+    ds = ds.copy()
+    encoding: dict[str, dict] = {}
+    for name in list(ds.variables):
+        var = ds[name]
+        # Encodings carried over from another store (chunks, codecs) would fight the new layout.
+        keep = ("units", "calendar", "dtype")
+        var.encoding = {k: v for k, v in var.encoding.items() if k in keep}
+        ds[name] = var
+    ds = ds.chunk({dim: chunks.get(dim, -1) for dim in ds.dims})
+    for name, var in ds.data_vars.items():
+        enc: dict = {"chunks": tuple(chunks.get(dim, var.sizes[dim]) for dim in var.dims)}
+        if np.issubdtype(var.dtype, np.floating):
+            enc["fill_value"] = np.nan
+        encoding[name] = enc
+    return ds, encoding
+
+
+def write_zarr(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    chunks: Mapping[str, int] | None = None,
+    progress: bool = True,
+    validate_cube: bool = True,
+) -> Path:
+    """Write a cube to a Zarr v3 store, atomically.
+
+    The store is built beside its final place and renamed into it only once every chunk has
+    been written, so a failed or interrupted write leaves any store already at ``path``
+    untouched, and a reader never sees a half-written store.
+
+    Parameters
+    ----------
+    ds
+        The cube; lazy (dask-backed) variables are computed chunk by chunk as they are written.
+    path
+        A local directory path for the store (conventionally ending in ``.zarr``).
+    overwrite
+        Replace a store that already exists at ``path``. Without it, an existing path is an error.
+    chunks
+        Stored chunk sizes per dim; by default :func:`default_chunks`.
+    progress
+        Show a progress bar while chunks are written.
+    validate_cube
+        Check the cube conventions first (metadata only, computes nothing).
+
+    Returns
+    -------
+    pathlib.Path
+        The store's path.
+    """
+    (out,) = write_stores(
+        {path: ds},
+        overwrite=overwrite,
+        chunks=chunks,
+        progress=progress,
+        validate_cube=validate_cube,
+    )
+    return out
+
+
+def write_stores(
+    stores: Mapping[str | os.PathLike, xr.Dataset],
+    *,
+    overwrite: bool = False,
+    chunks: Mapping[str, int] | None = None,
+    progress: bool = True,
+    validate_cube: bool = True,
+) -> list[Path]:
+    """Write several datasets to Zarr v3 stores in one pass, each atomically.
+
+    Datasets that share dask tasks (a synthetic cube and its truth) are computed once. Every
+    store is staged first; only when all of them are complete are they renamed into place, so a
+    failure leaves every existing store untouched. Parameters are those of :func:`write_zarr`.
+    """
+    plans = []
+    for target, ds in stores.items():
+        if isinstance(target, str) and "://" in target:
+            raise ValueError(
+                f"write_zarr writes local stores atomically; got the URL {target!r}. "
+                "Write to a local path, then copy the store to object storage."
+            )
+        path = Path(target).expanduser().absolute()
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+        if path.exists() and not (path / "zarr.json").exists():
+            raise FileExistsError(
+                f"{path} exists and is not a Zarr store; refusing to replace it. "
+                "Choose another path."
+            )
+        if validate_cube:
+            validate(ds)
+        layout = dict(default_chunks(ds) if chunks is None else chunks)
+        plans.append((path, *_prepare(ds, layout)))
+    if len({path for path, _, _ in plans}) < len(plans):
+        raise ValueError("two datasets would be written to the same store")
+
+    tag = uuid.uuid4().hex[:8]
+    staged: list[tuple[Path, Path, Path]] = []
+    try:
+        jobs = []
+        for path, ds, encoding in plans:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_name(f".{path.name}.writing-{tag}")
+            retired = path.with_name(f".{path.name}.replaced-{tag}")
+            staged.append((path, staging, retired))
+            jobs.append(
+                ds.to_zarr(
+                    staging,
+                    mode="w-",
+                    encoding=encoding,
+                    consolidated=False,
+                    zarr_format=3,
+                    compute=False,
+                )
+            )
+        names = ", ".join(path.name for path, _, _ in plans)
+        with _progress(progress, f"writing {names}"):
+            _compute(jobs)
+        _swap_in(staged)
+    except BaseException:
+        for _, staging, _ in staged:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for _, _, retired in staged:
+        shutil.rmtree(retired, ignore_errors=True)
+    return [path for path, _, _ in staged]
+
+
+def _swap_in(staged: list[tuple[Path, Path, Path]]) -> None:
+    """Rename staged stores into place; on any failure put every replaced store back."""
+    done: list[tuple[Path, Path, Path]] = []
+    try:
+        for path, staging, retired in staged:
+            if path.exists():
+                os.replace(path, retired)
+            os.replace(staging, path)
+            done.append((path, staging, retired))
+    except BaseException:
+        for path, staging, retired in staged:
+            if (path, staging, retired) in done:
+                os.replace(path, staging)  # the new store goes back to be cleaned up
+            if retired.exists():
+                os.replace(retired, path)
+        raise
+
+
+def _compute(jobs: list) -> None:
+    """Compute the write jobs; on the local threaded scheduler, in a private thread pool that is
+    drained before returning.
+
+    When one chunk fails, dask raises at once while the other chunks in flight keep running;
+    draining the pool keeps such stragglers from writing (and recreating the staging store)
+    after the failure has been cleaned up.
+    """
+    scheduler = dask.base.get_scheduler(collections=jobs)
+    if scheduler is not dask.threaded.get or dask.config.get("pool", None) is not None:
+        dask.compute(*jobs)
+        return
+    workers = dask.config.get("num_workers", None) or dask.threaded.CPU_COUNT
+    pool = dask.threaded.ContextAwareThreadPoolExecutor(workers)
+    try:
+        dask.compute(*jobs, pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, desc: str):
+    if not enabled:
+        yield
+        return
+    from tqdm.dask import TqdmCallback
+
+    with TqdmCallback(desc=desc, unit="task", mininterval=0.5, leave=False):
+        yield
+
+
+def open_zarr(
+    path: str | os.PathLike,
+    *,
+    chunks: Mapping[str, int] | str | None = "auto-store",
+    validate_cube: bool = True,
+    **kwargs,
+) -> xr.Dataset:
+    """Open a cube store lazily (dask arrays, nothing read but metadata).
+
+    Parameters
+    ----------
+    path
+        Path or URL of a Zarr v3 store.
+    chunks
+        ``"auto-store"`` (default) uses the stored chunks; anything else goes to
+        :func:`xarray.open_zarr`.
+    validate_cube
+        Check the cube conventions on the opened dataset.
+    **kwargs
+        Passed on to :func:`xarray.open_zarr` (``storage_options`` for remote stores).
+    """
+    if isinstance(path, os.PathLike) or "://" not in str(path):
+        local = Path(path).expanduser()
+        if not local.exists():
+            raise FileNotFoundError(
+                f"no store at {local}; write one with `geocryo synth --out {local}` "
+                "or geocryo.write_zarr(cube, path)"
+            )
+        path = local
+    ds = xr.open_zarr(
+        path, consolidated=False, chunks={} if chunks == "auto-store" else chunks, **kwargs
+    )
+    if validate_cube:
+        validate(ds)
+    return ds
