@@ -163,8 +163,11 @@ def _scan_values(ds: xr.Dataset) -> None:
 
     checks = {}
     for name, var in ds.data_vars.items():
+        # Compare in the variable's own dtype: 1e20 stored as float32 is not the float64 1e20.
+        with np.errstate(over="ignore"):
+            sentinels = np.asarray(SENTINELS).astype(var.dtype)
         checks[name] = (
-            var.isin(list(SENTINELS)).any(),
+            var.isin(sentinels[np.isfinite(sentinels)]).any(),
             np.isinf(var).any(),
             (var < 0).any() if name == "alt" else xr.DataArray(False),
         )

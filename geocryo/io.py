@@ -147,21 +147,25 @@ def write_stores(
     staged: list[tuple[Path, Path, Path]] = []
     try:
         jobs = []
-        for path, ds, encoding in plans:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staging = path.with_name(f".{path.name}.writing-{tag}")
-            retired = path.with_name(f".{path.name}.replaced-{tag}")
-            staged.append((path, staging, retired))
-            jobs.append(
-                ds.to_zarr(
-                    staging,
-                    mode="w-",
-                    encoding=encoding,
-                    consolidated=False,
-                    zarr_format=3,
-                    compute=False,
+        # Each store's write graph is optimized on its own as it is built; fusing would rename
+        # the tasks that stores share, and they would run once per store. Leave those unfused.
+        shared = len(plans) > 1
+        with dask.config.set(array_optimize=False) if shared else contextlib.nullcontext():
+            for path, ds, encoding in plans:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                staging = path.with_name(f".{path.name}.writing-{tag}")
+                retired = path.with_name(f".{path.name}.replaced-{tag}")
+                staged.append((path, staging, retired))
+                jobs.append(
+                    ds.to_zarr(
+                        staging,
+                        mode="w-",
+                        encoding=encoding,
+                        consolidated=False,
+                        zarr_format=3,
+                        compute=False,
+                    )
                 )
-            )
         names = ", ".join(path.name for path, _, _ in plans)
         with _progress(progress, f"writing {names}"):
             _compute(jobs)

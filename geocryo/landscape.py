@@ -31,10 +31,7 @@ _STREAMS = {
             "temperature",
             "precipitation",
             "cloud",
-            "t_air",
-            "precip",
-            "snow",
-            "shortwave",
+            "reanalysis",
             "lst",
             "ndvi",
             "soil_moisture",
@@ -55,7 +52,7 @@ _STREAMS = {
             "maat",
             "amplitude",
             "treeline",
-            "ndvi",
+            "greenness",
             "n_thaw",
         ],
         start=100,
@@ -106,6 +103,7 @@ class Landscape:
         "temperature": (6, 1.0e6, 4.0e6, 0.3),
         "precipitation": (6, 3.0e5, 1.5e6, 0.2),
         "cloud": (8, 2.0e5, 1.0e6, 0.1),
+        "reanalysis": (4, 1.5e5, 6.0e5, 0.5),
     }
 
     @cached_property
@@ -231,7 +229,7 @@ class Landscape:
         peat = 0.15 + 0.7 * wetland + 0.08 * f("peat") + 0.08 * forest
         peat = np.clip(peat + rough("peat", 0.05), 0.05, 0.95)
         ndvi_max = 0.58 + 0.22 * forest - 0.15 * np.clip((elevation - 700) / 800, 0, 1)
-        ndvi_max = np.clip(ndvi_max + 0.04 * f("ndvi") + rough("ndvi_max", 0.02), 0.2, 0.9)
+        ndvi_max = np.clip(ndvi_max + 0.04 * f("greenness") + rough("ndvi_max", 0.02), 0.2, 0.9)
         bare = np.clip((elevation - 900) / 900, 0, 0.8)
 
         out = {

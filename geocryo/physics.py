@@ -7,7 +7,6 @@ the literature values collected in DESIGN.md section 3.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 __all__ = [
     "LATENT_HEAT_FUSION",
@@ -41,10 +40,11 @@ def seasonal_temperature(maat, amplitude, day_of_year):
 def degree_days(mean_temperature, days, spread=4.0):
     """Thawing and freezing degree days (degC d) of a period with a given mean temperature.
 
-    Daily temperatures within the period are taken as normal around ``mean_temperature`` with
-    standard deviation ``spread`` (synoptic weather plus the seasonal slope within a month), so a
-    month whose mean is just below zero still thaws a little. With T ~ N(mu, s^2),
-    E[max(T, 0)] = mu Phi(mu/s) + s phi(mu/s), and E[max(-T, 0)] = E[max(T, 0)] - mu.
+    Daily temperatures within the period scatter around ``mean_temperature`` with standard
+    deviation ``spread`` (synoptic weather plus the seasonal slope within a month), so a month
+    whose mean is just below zero still thaws a little. The scatter is taken as logistic, whose
+    positive part has a closed form: with T ~ Logistic(mu, s), s = spread sqrt(3) / pi,
+    E[max(T, 0)] = s log(1 + exp(mu / s)), and E[max(-T, 0)] = E[max(T, 0)] - mu.
 
     Returns
     -------
@@ -52,9 +52,11 @@ def degree_days(mean_temperature, days, spread=4.0):
         Thawing and freezing degree days, both >= 0.
     """
     mu = np.asarray(mean_temperature)
-    z = mu / spread
-    positive = mu * ndtr(z) + spread * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
-    positive = np.maximum(positive, 0).astype(mu.dtype, copy=False)
+    scale = spread * np.sqrt(3.0) / np.pi
+    z = mu / scale
+    # softplus(z) = max(z, 0) + log1p(exp(-|z|)), stable for any z.
+    positive = scale * (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
+    positive = positive.astype(mu.dtype, copy=False)
     return days * positive, days * np.maximum(positive - mu, 0)
 
 

@@ -219,6 +219,18 @@ def _calendar(months: np.ndarray):
     return days, mid_doy
 
 
+def _yearly_cumsum(values: np.ndarray) -> np.ndarray:
+    """Running sums that restart every 12 steps (``len(values)`` is a multiple of 12).
+
+    A loop of whole-array additions: one pass over memory, and the same order of additions for
+    every cell, which numpy's strided ``cumsum`` does at several times the cost.
+    """
+    years = values.reshape(-1, 12, *values.shape[1:]).copy()
+    for month in range(1, 12):
+        np.add(years[:, month - 1], years[:, month], out=years[:, month])
+    return years.reshape(values.shape)
+
+
 def _thaw_state(climate: dict, soil: dict, months: np.ndarray, bias: float = 1.0) -> dict:
     """Thaw depth, freezing front and soil regime for whole calendar years of ``months``.
 
@@ -231,12 +243,12 @@ def _thaw_state(climate: dict, soil: dict, months: np.ndarray, bias: float = 1.0
     k_t = soil["conductivity"] * bias
     theta = soil["water_content"]
     # Thaw from the surface since 1 January of each year.
-    tdd_cum = climate["tdd"].reshape(nt // 12, 12, *shape).cumsum(axis=1).reshape(nt, *shape)
+    tdd_cum = _yearly_cumsum(climate["tdd"])
     z_thaw = stefan_depth(k_t, soil["n_thaw"], tdd_cum, theta)
     # Freeze-back from the surface since 1 August (snow-insulated by the winter n-factor).
     nfdd = climate["n_freeze"] * climate["fdd"]
     padded = np.concatenate([nfdd[7:], np.zeros((7, *shape), nfdd.dtype)])
-    fdd_cum = padded.reshape(-1, 12, *shape).cumsum(axis=1).reshape(-1, *shape)
+    fdd_cum = _yearly_cumsum(padded)
     fdd_cum = np.concatenate([np.zeros((7, *shape), nfdd.dtype), fdd_cum[: nt - 7]])
     z_freeze = stefan_depth(1.6 * k_t, 1.0, fdd_cum, theta)
     # From August the new freezing front eats the summer's thawed layer; until July the
@@ -248,7 +260,7 @@ def _thaw_state(climate: dict, soil: dict, months: np.ndarray, bias: float = 1.0
     remnant = z_last - z_freeze
     thawed = np.where(autumn, z_thaw - z_freeze, np.maximum(z_thaw, remnant))
     alt = np.maximum(thawed, 0) * 100.0
-    alt = np.where(alt < 1.0, 0.0, alt).astype(np.float32)  # under 1 cm thawed reads as frozen
+    alt = np.where(alt < 2.0, 0.0, alt).astype(np.float32)  # under 2 cm thawed reads as frozen
     frozen = alt == 0
     # Freezing back: the front from the surface has started and the unfrozen layer is what is
     # left of the summer's (in spring, only while that remnant is deeper than the new thaw).
@@ -335,9 +347,11 @@ def _weather(world: _World, months: np.ndarray, yy, xx, land: dict) -> dict:
 
 def _light(world: _World, months: np.ndarray, yy, xx, lat, weather: dict) -> dict:
     """Cloud, radiation, PAR and green-up for ``months`` (``weather`` on the same months)."""
-    _, mid_doy = _calendar(months)
     cloud = world.land.anomaly("cloud", months, yy, xx)
-    toa = toa_insolation(lat.astype(np.float32)[None], mid_doy[:, None, None])
+    # Insolation depends on the calendar month alone (mid-month of a common year): 12 maps.
+    mid_common_year = np.array([16, 45.5, 75, 105.5, 136, 166.5, 197, 228, 258.5, 289, 319.5, 350])
+    toa = toa_insolation(lat.astype(np.float32)[None], mid_common_year[:, None, None])
+    toa = toa.astype(np.float32)[months % 12]
     shortwave = toa * (0.72 - 0.3 / (1 + np.exp(-cloud)))
     return {
         "cloud": cloud,
@@ -391,17 +405,12 @@ def _simulate(world: _World, t0: int, t1: int, y0: int, y1: int, x0: int, x1: in
     out["sibbork_alt"] = model_state["alt"]
     out["tcfm_ch4_flux"] = model_ch4
     out["tcfm_co2_flux"] = model_co2
-    noise = land_model.noise
-    out["air_temperature"] = climate["t_air"] + 0.3 * noise("t_air", months, y0, x0, yy.shape)
-    out["precipitation"] = np.maximum(
-        climate["precip"] * (1 + 0.1 * noise("precip", months, y0, x0, yy.shape)), 0
-    )
-    out["snow_depth"] = np.maximum(
-        climate["snow_depth"] * (1 + 0.1 * noise("snow", months, y0, x0, yy.shape)), 0
-    )
-    out["shortwave_radiation"] = np.maximum(
-        climate["shortwave"] + 3.0 * noise("shortwave", months, y0, x0, yy.shape), 0
-    )
+    # Reanalysis errors are large-scale, like the weather the reanalysis misses.
+    error = land_model.anomaly("reanalysis", months, yy, xx)
+    out["air_temperature"] = climate["t_air"] + 0.5 * error
+    out["precipitation"] = climate["precip"] * np.exp(0.15 * error)
+    out["snow_depth"] = climate["snow_depth"] * np.exp(-0.1 * error)
+    out["shortwave_radiation"] = climate["shortwave"] * np.exp(0.05 * error)
     return {name: np.asarray(value, dtype=np.float32) for name, value in out.items()}
 
 

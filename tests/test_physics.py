@@ -26,9 +26,10 @@ def test_stefan_depth_grows_as_square_root_of_degree_days():
 
 
 @pytest.mark.parametrize("mu", [-12.0, -2.0, 0.0, 1.5, 9.0])
-def test_degree_days_equal_expected_positive_part_of_a_normal(mu):
+def test_degree_days_equal_expected_positive_part_of_daily_scatter(mu):
     spread, days = 2.5, 31
-    law = stats.norm(mu, spread)
+    law = stats.logistic(mu, spread * np.sqrt(3) / np.pi)
+    assert law.std() == pytest.approx(spread)
     thaw = integrate.quad(lambda t: t * law.pdf(t), 0, np.inf)[0] * days
     freeze = integrate.quad(lambda t: -t * law.pdf(t), -np.inf, 0)[0] * days
     tdd, fdd = physics.degree_days(np.float64(mu), days, spread)

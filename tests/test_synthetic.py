@@ -89,14 +89,15 @@ def test_active_layer_thickness_by_zone(world, annual_alt):
     assert 22 < coast < 50  # Barrow CALM grids: mean 35 cm, 22-45 cm across years
     assert 30 < tundra < 70  # vegetated tundra 21-63 cm
     assert 60 < boreal < 130  # interior 60-100+ cm
-    assert float(annual_alt.min()) > 5 and float(annual_alt.max()) < 250
+    assert float(annual_alt.min()) >= 0 and float(annual_alt.max()) < 250
+    assert (annual_alt > 5).mean() > 0.99  # only the highest peaks may stay frozen all summer
 
 
 def test_thaw_season(world):
     _, truth = world
     month = truth.time.dt.month
     assert (truth.alt.sel(time=month == 3) == 0).mean() > 0.99  # frozen in March
-    assert (truth.alt.sel(time=month == 8) > 0).mean() > 0.99  # thawed in August
+    assert (truth.alt.sel(time=month == 8) > 0).mean() > 0.98  # thawed in August but on peaks
     # Thaw deepens through the summer: monthly means rise from May to August.
     seasonal = truth.alt.groupby("time.month").mean(...)
     assert np.all(np.diff(seasonal.sel(month=[5, 6, 7, 8]).values) > 0)
@@ -224,5 +225,6 @@ def test_forcing_and_static_fields_are_complete(world):
         "soil_organic_carbon",
     ):
         assert cube[name].notnull().all(), name
-    snow = cube.snow_depth.groupby("time.month").mean(...)
-    assert snow.sel(month=3) > 0.1 and snow.sel(month=7) < 0.01
+    snow = cube.snow_depth.groupby("time.month")
+    assert snow.mean(...).sel(month=3) > 0.1
+    assert (snow[7] < 0.01).mean() > 0.9  # snow-free in July but on high mountains
