@@ -55,3 +55,28 @@ def test_stacked_encoder_shapes_parameters_and_dropout():
     a = model.apply(params, xs, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
     b = model.apply(params, xs, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
     assert not np.allclose(a, b)
+
+
+def test_network_groups_heads_and_parameter_count():
+    from geocryo.models.network import GeoCryoNet, count_parameters
+
+    inputs = {
+        "history": jnp.ones((2, 6, 8, 8, 6)),
+        "forcing": jnp.ones((2, 6, 8, 8, 4)),
+        "static": jnp.ones((2, 6, 8, 8, 3)),
+    }
+    net = GeoCryoNet(groups=tuple(inputs), targets=("alt", "ch4_flux", "co2_flux"), features=8)
+    params = net.init(jax.random.PRNGKey(0), inputs)
+    out = net.apply(params, inputs)
+    assert out.shape == (2, 8, 8, 3)
+
+    def lstm(c, f=8):
+        return 9 * c * 4 * f + 9 * f * 4 * f + 4 * f
+
+    encoders = lstm(6) + lstm(8) + lstm(4) + lstm(8)
+    static = (9 * 3 * 8 + 8) + (9 * 8 * 8 + 8)
+    fusion = 9 * 24 * 8 + 8
+    heads = 3 * (8 + 1)
+    assert count_parameters(params) == encoders + static + fusion + heads
+    with pytest.raises(KeyError, match="lack the groups"):
+        net.apply(params, {"history": inputs["history"]})

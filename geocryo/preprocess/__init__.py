@@ -1,0 +1,24 @@
+"""Time splits and the preprocessing plan: fitted on the training period only.
+
+:class:`TimeSplit` cuts the record into chronological train / validation / test periods with a
+look-back gap between them; :class:`Preprocessor` fits standardisation, optional per-pixel
+detrending and PCA of many-band variables on the training months, and the
+:class:`FittedPreprocessor` applies them lazily to any month, inverts them for the targets, and
+saves with a model.
+"""
+
+from .plan import SPREAD_SUFFIX as SPREAD_SUFFIX
+from .plan import FittedPreprocessor as FittedPreprocessor
+from .plan import PreprocessConfig as PreprocessConfig
+from .plan import Preprocessor as Preprocessor
+from .split import PARTS as PARTS
+from .split import TimeSplit as TimeSplit
+
+__all__ = [
+    "PARTS",
+    "SPREAD_SUFFIX",
+    "FittedPreprocessor",
+    "PreprocessConfig",
+    "Preprocessor",
+    "TimeSplit",
+]
