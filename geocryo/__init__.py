@@ -10,6 +10,9 @@ from .cube import CubeError as CubeError
 from .cube import features as features
 from .cube import targets as targets
 from .cube import validate as validate
+from .forecaster import Forecaster as Forecaster
+from .forecaster import fit as fit
+from .forecaster import load as load
 from .io import open_zarr as open_zarr
 from .io import write_zarr as write_zarr
 
