@@ -23,7 +23,7 @@ def test_convlstm_matches_a_hand_written_recurrence():
     xs = jax.random.normal(jax.random.PRNGKey(2), (2, 4, 6, 5, 3))
     layer = ConvLSTM(features=4, kernel=3)
     params = layer.init(jax.random.PRNGKey(3), xs)
-    hs = layer.apply(params, xs)
+    hs = jnp.swapaxes(layer.apply(params, jnp.swapaxes(xs, 0, 1)), 0, 1)
     p = params["params"]
 
     def conv(a, w):
@@ -80,3 +80,33 @@ def test_network_groups_heads_and_parameter_count():
     assert count_parameters(params) == encoders + static + fusion + heads
     with pytest.raises(KeyError, match="lack the groups"):
         net.apply(params, {"history": inputs["history"]})
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softsign"])
+def test_handwritten_gradient_equals_autodiff_through_the_scan(activation):
+    from geocryo.models.convlstm import ACTIVATIONS, _cell, recurrence
+
+    act = ACTIVATIONS[activation]
+    gates_in = jax.random.normal(jax.random.PRNGKey(4), (5, 2, 6, 5, 4 * 3))
+    matrix = 0.3 * jax.random.normal(jax.random.PRNGKey(5), (9 * 3, 4 * 3))
+    weights = jax.random.normal(jax.random.PRNGKey(6), (5, 2, 6, 5, 3))
+
+    def reference(gates_in, matrix):
+        zero = jnp.zeros((*gates_in.shape[1:-1], 3))
+
+        def step(carry, g):
+            h, c, _ = _cell(g, *carry, matrix, 3, act)
+            return (h, c), h
+
+        return jax.lax.scan(step, (zero, zero), gates_in)[1]
+
+    def loss(fn):
+        return lambda a, b: jnp.sum(weights * jnp.sin(fn(a, b)))
+
+    expected = jax.grad(loss(reference), argnums=(0, 1))(gates_in, matrix)
+    got = jax.grad(loss(lambda a, b: recurrence(a, b, 3, act)), argnums=(0, 1))(gates_in, matrix)
+    np.testing.assert_allclose(
+        reference(gates_in, matrix), recurrence(gates_in, matrix, 3, act), rtol=1e-6, atol=1e-6
+    )
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)

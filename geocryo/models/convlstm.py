@@ -11,12 +11,20 @@ step by step.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["ACTIVATIONS", "ConvLSTM", "StackedConvLSTM", "conv2d", "neighbourhoods"]
+__all__ = [
+    "ACTIVATIONS",
+    "ConvLSTM",
+    "StackedConvLSTM",
+    "conv2d",
+    "neighbourhoods",
+    "recurrence",
+]
 
 #: Cell activations to choose from (the candidate and output nonlinearity of the LSTM).
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -54,6 +62,84 @@ def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return neighbourhoods(x, k) @ kernel.reshape(k * k * c, f)
 
 
+def _cell(gates_in, h, c, state_matrix, kernel, act):
+    """One step: gate pre-activations, new cell and hidden state, and what the backward needs."""
+    gates = gates_in + neighbourhoods(h, kernel) @ state_matrix
+    i, f, o, g = jnp.split(gates, 4, axis=-1)
+    i, f, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jax.nn.sigmoid(o)
+    c_new = f * c + i * act(g)
+    h_new = o * act(c_new)
+    return h_new, c_new, (i, f, o, g, c_new)
+
+
+def _zeros_state(gates_in: jax.Array) -> jax.Array:
+    return jnp.zeros((*gates_in.shape[1:-1], gates_in.shape[-1] // 4), gates_in.dtype)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def recurrence(gates_in: jax.Array, state_matrix: jax.Array, kernel: int, act) -> jax.Array:
+    """The LSTM recurrence over time given the input part of the gates.
+
+    ``gates_in`` (T, B, H, W, 4F) holds the input convolution plus bias for every step;
+    ``state_matrix`` (k k F, 4F) is the state-to-gates kernel as a matrix. Returns the hidden
+    states (T, B, H, W, F), starting from zero state.
+
+    Its gradient is written out (backpropagation through time by hand) rather than derived by
+    autodiff through ``lax.scan``: the state-kernel gradient becomes one large product after the
+    loop instead of one small product per step, and the loop carries no stacked cotangents. On
+    its own (8 x 12 x 16 x 16, 16 channels, CPU) this gradient ran in about 0.6 of the time of
+    the autodiff one.
+    """
+    return _recurrence_fwd(gates_in, state_matrix, kernel, act)[0]
+
+
+def _recurrence_fwd(gates_in, state_matrix, kernel, act):
+    zero = _zeros_state(gates_in)
+
+    def step(carry, gates_t):
+        h, c = carry
+        h_new, c_new, saved = _cell(gates_t, h, c, state_matrix, kernel, act)
+        return (h_new, c_new), (h_new, c, saved)
+
+    _, (hs, c_prev, saved) = jax.lax.scan(step, (zero, zero), gates_in)
+    return hs, (hs, c_prev, saved, state_matrix)
+
+
+def _derivative(act, x):
+    """Elementwise derivative of ``act`` at ``x``."""
+    return jax.jvp(act, (x,), (jnp.ones_like(x),))[1]
+
+
+def _recurrence_bwd(kernel, act, residuals, d_hs):
+    hs, c_prev, (i, f, o, g, c), state_matrix = residuals
+    h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])
+    _, to_cells = jax.vjp(lambda h: neighbourhoods(h, kernel), hs[0])
+    transposed = state_matrix.T
+
+    def step(carry, inputs):
+        dh_next, dc_next = carry
+        dh_out, i, f, o, g, c, cp = inputs
+        dh = dh_out + dh_next
+        act_c = act(c)
+        dc = dc_next + dh * o * _derivative(act, c)
+        d_i = dc * act(g) * i * (1 - i)
+        d_f = dc * cp * f * (1 - f)
+        d_o = dh * act_c * o * (1 - o)
+        d_g = dc * i * _derivative(act, g)
+        d_gates = jnp.concatenate([d_i, d_f, d_o, d_g], axis=-1)
+        (dh_prev,) = to_cells(d_gates @ transposed)
+        return (dh_prev, dc * f), d_gates
+
+    zero = jnp.zeros_like(hs[0])
+    _, d_gates = jax.lax.scan(step, (zero, zero), (d_hs, i, f, o, g, c, c_prev), reverse=True)
+    patches = neighbourhoods(h_prev, kernel)
+    d_matrix = patches.reshape(-1, patches.shape[-1]).T @ d_gates.reshape(-1, d_gates.shape[-1])
+    return d_gates, d_matrix
+
+
+recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
 class ConvLSTM(nn.Module):
     """One convolutional LSTM layer over a sequence.
 
@@ -73,7 +159,7 @@ class ConvLSTM(nn.Module):
 
     @nn.compact
     def __call__(self, xs: jax.Array) -> jax.Array:
-        """``xs`` (B, T, H, W, C) -> hidden states (B, T, H, W, features)."""
+        """``xs`` (T, B, H, W, C), time-major -> hidden states (T, B, H, W, features)."""
         k, f = self.kernel, self.features
         c = xs.shape[-1]
         init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
@@ -83,22 +169,9 @@ class ConvLSTM(nn.Module):
         bias = self.param(
             "bias", lambda _, shape: jnp.zeros(shape).at[f : 2 * f].set(1.0), (4 * f,)
         )
-        act = ACTIVATIONS[self.activation]
         from_inputs = conv2d(xs, w_in) + bias  # all time steps in one product
         state_matrix = w_state.reshape(k * k * f, 4 * f)
-
-        def step(carry, gates_in):
-            h, cell = carry
-            gates = gates_in + neighbourhoods(h, k) @ state_matrix
-            i, forget, o, g = jnp.split(gates, 4, axis=-1)
-            cell = jax.nn.sigmoid(forget) * cell + jax.nn.sigmoid(i) * act(g)
-            h = jax.nn.sigmoid(o) * act(cell)
-            return (h, cell), h
-
-        b, _, height, width, _ = xs.shape
-        zeros = jnp.zeros((b, height, width, f), from_inputs.dtype)
-        _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(from_inputs, 0, 1))
-        return jnp.swapaxes(hs, 0, 1)
+        return recurrence(from_inputs, state_matrix, k, ACTIVATIONS[self.activation])
 
 
 class StackedConvLSTM(nn.Module):
@@ -121,8 +194,11 @@ class StackedConvLSTM(nn.Module):
     @nn.compact
     def __call__(self, xs: jax.Array, *, train: bool = False) -> jax.Array:
         """``xs`` (B, T, H, W, C) -> the last layer's final state (B, H, W, features)."""
+        # Time-major inside: the scan runs over the leading axis, and transposing the narrow
+        # inputs once is cheaper than transposing every layer's gates and states.
+        xs = jnp.swapaxes(xs, 0, 1)
         for i in range(self.layers):
             if i > 0 and self.dropout > 0:
                 xs = nn.Dropout(self.dropout, deterministic=not train)(xs)
             xs = ConvLSTM(self.features, self.kernel, self.activation, name=f"layer_{i}")(xs)
-        return xs[:, -1]
+        return xs[-1]
