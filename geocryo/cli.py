@@ -36,6 +36,9 @@ def _synth(args: argparse.Namespace) -> int:
         f"({args.start} to {args.end}), seed {args.seed}, {args.n_sites} sites",
         file=sys.stderr,
     )
+    for path in (out, truth_out):
+        if path.exists() and not args.overwrite:
+            raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
     write_stores({out: cube, truth_out: truth}, overwrite=args.overwrite, progress=not args.quiet)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 2**20:.1f} MiB) and its truth {truth_out}")
