@@ -311,9 +311,9 @@ class Forecaster:
         from tqdm.auto import tqdm
 
         shape = (len(months), sizes["y"], sizes["x"], len(self.targets))
-        total = np.zeros(shape)
-        squares = np.zeros(shape)
-        counts = np.zeros(shape[:-1])
+        total = np.zeros(shape, np.float32)
+        squares = np.zeros(shape, np.float32)
+        counts = np.zeros(shape[:-1], np.float32)
         values, indicators = _history_channels(self.channels["history"], self.targets)
         p, lookback = self.spec.patch, self.spec.lookback
         index = {t: i for i, t in enumerate(months.values.astype("datetime64[ns]"))}
@@ -337,7 +337,7 @@ class Forecaster:
                     values,
                     indicators,
                 )
-            members = np.asarray(self._apply(self.params, inputs), dtype=np.float64)
+            members = np.asarray(self._apply(self.params, inputs))
             for b, (t, y0, x0) in enumerate(zip(target_index, batch.y0, batch.x0, strict=True)):
                 window = (t, slice(y0, y0 + p), slice(x0, x0 + p))
                 total[window] += members[:, b].mean(axis=0)
@@ -418,6 +418,7 @@ class Forecaster:
                 },
                 "periods": {k: [str(v[0]), str(v[-1])] for k, v in self.periods.items()},
                 "members": self.members,
+                "config": asdict(self.config),
             }
             (staging / "model.json").write_text(json.dumps(settings, indent=2))
             self.history.to_netcdf(staging / "history.nc", engine="scipy")
@@ -458,6 +459,20 @@ def load(path: str | os.PathLike) -> Forecaster:
     periods = {k: pd.date_range(a, b, freq="MS") for k, (a, b) in settings["periods"].items()}
     with xr.open_dataset(path / "history.nc", engine="scipy") as history:
         history = history.load()
+    saved = settings["config"]
+    variables = saved["preprocess"].get("variables")
+    config = FitConfig(
+        **{
+            **saved,
+            "train": TrainConfig(**saved["train"]),
+            "preprocess": PreprocessConfig(
+                **{
+                    **saved["preprocess"],
+                    "variables": None if variables is None else tuple(variables),
+                }
+            ),
+        }
+    )
     return Forecaster(
         plan=plan,
         network=network,
@@ -468,7 +483,7 @@ def load(path: str | os.PathLike) -> Forecaster:
         channels=settings["channels"],
         periods=periods,
         history=history,
-        config=FitConfig(),
+        config=config,
     )
 
 

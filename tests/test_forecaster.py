@@ -62,7 +62,10 @@ def test_save_load_round_trip_gives_identical_predictions(model, cube, predictio
     model.save(tmp_path / "model")
     with pytest.raises(FileExistsError):
         model.save(tmp_path / "model")
-    again = geocryo.load(tmp_path / "model").predict(cube, progress=False)
+    loaded = geocryo.load(tmp_path / "model")
+    assert loaded.config == model.config
+    xr.testing.assert_identical(loaded.history, model.history)
+    again = loaded.predict(cube, progress=False)
     xr.testing.assert_identical(again, prediction)
 
 
