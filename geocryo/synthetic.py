@@ -30,14 +30,19 @@ from dask.highlevelgraph import HighLevelGraph
 from . import grid as _grid
 from . import landscape
 from .landscape import ORIGIN_YEAR, Landscape
+from .observations import (
+    CAMPAIGNS,
+    MISSIONS,
+    Sites,
+    absolute_month,
+    campaign_lines,
+    draw_sites,
+    in_situ,
+    remote_sensing,
+)
 from .physics import arrhenius_q10, degree_days, light_response, stefan_depth, toa_insolation
 
 __all__ = ["CAMPAIGNS", "MISSIONS", "VARIABLES", "alaska"]
-
-#: Start of each remote-sensing mission (no retrievals before it).
-MISSIONS: dict[str, str] = {"modis": "2000-02", "smap": "2015-04"}
-#: Months of the airborne SAR (UAVSAR, P-band) campaigns that retrieve ALT.
-CAMPAIGNS: tuple[str, ...] = ("2017-08", "2018-08", "2019-09", "2022-08", "2023-08")
 
 #: Variable metadata: (long_name, units, modality, source, standard_name or None).
 VARIABLES: dict[str, tuple[str, str, str, str, str | None]] = {
@@ -146,19 +151,6 @@ _TRUTH = ("alt", "ch4_flux", "co2_flux")
 
 
 @dataclass(frozen=True)
-class _Sites:
-    """Where the in situ sites are, what they measure, and their noise and gaps per month."""
-
-    iy: np.ndarray
-    ix: np.ndarray
-    measures_alt: np.ndarray
-    measures_flux: np.ndarray
-    first: np.ndarray  # absolute month index of the first record
-    noise: np.ndarray  # (site, absolute month, 3) standard normal
-    gap: np.ndarray  # (site, absolute month, 3) uniform in [0, 1)
-
-
-@dataclass(frozen=True)
 class _World:
     """Everything small that the chunks share; built eagerly from the seed."""
 
@@ -167,47 +159,8 @@ class _World:
     y: np.ndarray
     x: np.ndarray
     months: np.ndarray  # absolute month index of each cube time step
-    sites: _Sites
+    sites: Sites
     campaigns: dict[int, np.ndarray] = field(default_factory=dict)  # month -> swath lines
-
-
-def _absolute_month(stamp: pd.Timestamp) -> int:
-    return (stamp.year - ORIGIN_YEAR) * 12 + stamp.month - 1
-
-
-def _sites(
-    rng: np.random.Generator, ny: int, nx: int, n_sites: int, months: np.ndarray, n_abs: int
-):
-    n_sites = min(n_sites, ny * nx)
-    cells = rng.choice(ny * nx, size=n_sites, replace=False)
-    kind = rng.uniform(size=n_sites)
-    measures_alt = kind < 0.65
-    measures_flux = kind > 0.35
-    # Records begin at some point in the first 40 % of the period, and run to its end.
-    span = max(1, int(0.4 * len(months)))
-    first = months[0] + rng.integers(0, span, size=n_sites)
-    return _Sites(
-        iy=cells // nx,
-        ix=cells % nx,
-        measures_alt=measures_alt,
-        measures_flux=measures_flux,
-        first=first,
-        noise=rng.standard_normal((n_sites, n_abs, 3)).astype(np.float32),
-        gap=rng.uniform(size=(n_sites, n_abs, 3)).astype(np.float32),
-    )
-
-
-def _campaign_lines(rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Four straight flight lines across the domain: (x0, y0, direction angle, half width)."""
-    lines = np.empty((4, 4))
-    lines[:, 0] = rng.uniform(x.min(), x.max(), 4)
-    lines[:, 1] = rng.uniform(y.min(), y.max(), 4)
-    lines[:, 2] = rng.uniform(0, np.pi, 4)
-    lines[:, 3] = 20_000.0  # UAVSAR swaths are about 20 km wide; mosaics of passes about 40 km
-    return lines
-
-
-# -- the physics of one block -------------------------------------------------------------------
 
 
 def _calendar(months: np.ndarray):
@@ -400,8 +353,8 @@ def _simulate(world: _World, t0: int, t1: int, y0: int, y1: int, x0: int, x1: in
 
     alt = state["alt"]
     out = {"true_alt": alt, "true_ch4_flux": ch4, "true_co2_flux": co2}
-    out.update(_in_situ(world, months, y0, y1, x0, x1, alt, ch4, co2))
-    out.update(_remote_sensing(world, months, y0, x0, yy, xx, land, climate, alt))
+    out.update(in_situ(world, months, y0, y1, x0, x1, alt, ch4, co2))
+    out.update(remote_sensing(world, months, y0, x0, yy, xx, land, climate, alt))
     out["sibbork_alt"] = model_state["alt"]
     out["tcfm_ch4_flux"] = model_ch4
     out["tcfm_co2_flux"] = model_co2
@@ -412,81 +365,6 @@ def _simulate(world: _World, t0: int, t1: int, y0: int, y1: int, x0: int, x1: in
     out["snow_depth"] = climate["snow_depth"] * np.exp(-0.1 * error)
     out["shortwave_radiation"] = climate["shortwave"] * np.exp(0.05 * error)
     return {name: np.asarray(value, dtype=np.float32) for name, value in out.items()}
-
-
-def _in_situ(world, months, y0, y1, x0, x1, alt, ch4, co2) -> dict:
-    """Targets at the sites: noisy, gappy (more so in winter), NaN off the sites."""
-    shape = alt.shape
-    out = {name: np.full(shape, np.nan, np.float32) for name in _TRUTH}
-    s = world.sites
-    inside = np.flatnonzero((s.iy >= y0) & (s.iy < y1) & (s.ix >= x0) & (s.ix < x1))
-    winter = np.isin(months % 12, [10, 11, 0, 1, 2, 3])
-    gap_rate = np.stack(
-        [
-            np.full(len(months), 0.10),  # thaw tubes and loggers
-            np.where(winter, 0.60, 0.20),  # CH4 analysers struggle in the cold
-            np.where(winter, 0.40, 0.15),
-        ],
-        axis=-1,
-    )
-    for k in inside:
-        iy, ix = s.iy[k] - y0, s.ix[k] - x0
-        noise, gap = s.noise[k, months], s.gap[k, months]
-        recorded = months >= s.first[k]
-        observed = recorded[:, None] & (gap >= gap_rate)
-        observed[:, 0] &= s.measures_alt[k]
-        observed[:, 1:] &= s.measures_flux[k]
-        a = alt[:, iy, ix]
-        values = (
-            np.where(a > 0, np.maximum(a + 2.0 * noise[:, 0], 0), 0.0),
-            ch4[:, iy, ix] * (1 + 0.1 * noise[:, 1]) + 0.5 * noise[:, 1],
-            co2[:, iy, ix] + 0.25 * noise[:, 2],
-        )
-        for j, name in enumerate(_TRUTH):
-            out[name][:, iy, ix] = np.where(observed[:, j], values[j], np.nan)
-    return out
-
-
-def _remote_sensing(world, months, y0, x0, yy, xx, land, climate, alt) -> dict:
-    """MODIS LST and NDVI, SMAP soil moisture and UAVSAR ALT with their gaps."""
-    noise = world.land.noise
-    shape = yy.shape
-    col = (slice(None), None, None)
-    modis = (months >= _absolute_month(pd.Timestamp(MISSIONS["modis"])))[col]
-    smap = (months >= _absolute_month(pd.Timestamp(MISSIONS["smap"])))[col]
-    snow = climate["snow_depth"] > 0.05
-    cloudy = climate["cloud"] > 1.0  # persistent cloud all month: no clear-sky composite
-    dark = climate["toa"] < 30.0  # polar night: no reflectance retrieval
-
-    green = climate["phenology"] / (1 + (climate["snow_depth"] / 0.05) ** 2)
-    lst = climate["t_air"] + 273.15 + 2.5 * green * (1 - land["wetland"][None])
-    lst = lst + 0.8 * noise("lst", months, y0, x0, shape)
-    ndvi = 0.08 + (land["ndvi_max"][None] - 0.08) * green
-    ndvi = ndvi + 0.03 * noise("ndvi", months, y0, x0, shape)
-
-    thawed = alt > 0
-    liquid = 0.10 + 0.40 * land["wetland"][None] + 0.10 * land["peat"][None]
-    liquid = liquid + 0.05 * climate["precip_anomaly"]
-    moisture = np.clip(liquid + 0.03 * noise("soil_moisture", months, y0, x0, shape), 0.02, 0.7)
-
-    sar = np.full(alt.shape, np.nan, np.float32)
-    for i, month in enumerate(months):
-        lines = world.campaigns.get(int(month))
-        if lines is None:
-            continue
-        swath = np.zeros(shape, bool)
-        for x_0, y_0, angle, half in lines:
-            distance = np.abs((xx - x_0) * np.sin(angle) - (yy - y_0) * np.cos(angle))
-            swath |= distance < half
-        retrieved = alt[i] * 1.05 + 8.0 * noise("sar", months[i : i + 1], y0, x0, shape)[0]
-        sar[i] = np.where(swath & (alt[i] > 0), np.maximum(retrieved, 0), np.nan)
-
-    return {
-        "lst": np.where(modis & ~cloudy, lst, np.nan),
-        "ndvi": np.where(modis & ~cloudy & ~snow & ~dark, np.clip(ndvi, -0.1, 1), np.nan),
-        "soil_moisture": np.where(smap & thawed & ~snow & (climate["t_air"] > 0), moisture, np.nan),
-        "sar_alt": sar,
-    }
 
 
 def _static(world: _World, y0: int, y1: int, x0: int, x1: int) -> dict:
@@ -581,22 +459,22 @@ def alaska(
     if n_sites < 0:
         raise ValueError(f"n_sites must be >= 0, got {n_sites}")
     y, x = _grid.axes(ny, nx, resolution)
-    months = np.array([_absolute_month(t) for t in time])
+    months = np.array([absolute_month(t) for t in time])
     rng = np.random.default_rng([seed, 1])
     land = Landscape(seed, n_months=int(months[-1]) + 13)
     campaigns = {}
     for stamp in CAMPAIGNS:
-        lines = _campaign_lines(
-            np.random.default_rng([seed, 2, _absolute_month(pd.Timestamp(stamp))]), y, x
+        lines = campaign_lines(
+            np.random.default_rng([seed, 2, absolute_month(pd.Timestamp(stamp))]), y, x
         )
-        campaigns[_absolute_month(pd.Timestamp(stamp))] = lines
+        campaigns[absolute_month(pd.Timestamp(stamp))] = lines
     world = _World(
         seed=seed,
         land=land,
         y=y,
         x=x,
         months=months,
-        sites=_sites(rng, ny, nx, n_sites, months, int(months[-1]) + 1),
+        sites=draw_sites(rng, ny, nx, n_sites, months, int(months[-1]) + 1),
         campaigns=campaigns,
     )
 
