@@ -2,6 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import baselines as baselines
+from . import metrics as metrics
 from . import synthetic as synthetic
 from .catalog import open_catalog as open_catalog
 from .catalog import open_cube as open_cube
@@ -15,6 +17,7 @@ from .forecaster import fit as fit
 from .forecaster import load as load
 from .io import open_zarr as open_zarr
 from .io import write_zarr as write_zarr
+from .preprocess import TimeSplit as TimeSplit
 
 try:
     __version__ = version("geocryo")
