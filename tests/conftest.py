@@ -1,11 +1,16 @@
-"""Shared fixtures: a small synthetic Alaska, and the numpy / dask backends to run it on."""
+"""Shared fixtures: a small synthetic Alaska, the numpy / dask backends to run it on, and
+checks that code stays lazy (no dask graph computed, no task run)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
+import dask
 import pytest
 import xarray as xr
+from dask.callbacks import Callback
 
 from geocryo import synthetic
 
@@ -46,3 +51,35 @@ def small_cube() -> tuple[xr.Dataset, xr.Dataset]:
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Run a test once on loaded (numpy) and once on lazy (dask) data: ``backend(ds)``."""
     return Backend(request.param)
+
+
+@contextmanager
+def _no_compute() -> Iterator[None]:
+    def scheduler(dsk, keys, **kwargs):
+        raise AssertionError("a dask graph was computed")
+
+    with dask.config.set(scheduler=scheduler):
+        yield
+
+
+@pytest.fixture
+def no_compute() -> Callable[[], AbstractContextManager[None]]:
+    """A context manager factory: anything computed inside the block fails the test."""
+    return _no_compute
+
+
+class TaskCounter(Callback):
+    """Counts the dask tasks run while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def _pretask(self, key, dsk, state) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def task_counter() -> TaskCounter:
+    """A fresh :class:`TaskCounter`; use it as ``with task_counter: ...``."""
+    return TaskCounter()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import dask
 import numpy as np
 import pandas as pd
@@ -18,17 +16,6 @@ from geocryo.baselines import (
     persistence,
     seasonal_persistence,
 )
-
-
-@contextmanager
-def no_compute():
-    """Fail if anything inside the block computes a dask graph."""
-
-    def scheduler(dsk, keys, **kwargs):
-        raise AssertionError("a dask graph was computed")
-
-    with dask.config.set(scheduler=scheduler):
-        yield
 
 
 def monthly(values, start="2000-01", *, name="alt", drop=()):
@@ -118,7 +105,7 @@ def test_datasets_keep_static_variables_and_coordinates(small_cube):
     assert set(forecast.coords) == set(cube.coords)
 
 
-def test_baselines_stay_lazy_and_match_the_loaded_result(small_cube):
+def test_baselines_stay_lazy_and_match_the_loaded_result(small_cube, no_compute):
     _, truth = small_cube
     train = slice("2000-01", "2001-12")
     with no_compute():

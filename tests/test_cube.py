@@ -9,7 +9,6 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-from dask.callbacks import Callback
 
 from geocryo.cube import MODALITIES, TARGETS, CubeError, features, targets, validate
 
@@ -17,17 +16,6 @@ from geocryo.cube import MODALITIES, TARGETS, CubeError, features, targets, vali
 @pytest.fixture(scope="module")
 def cube(small_cube) -> xr.Dataset:
     return small_cube[0]
-
-
-class TaskCounter(Callback):
-    """Counts the dask tasks run while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def _pretask(self, key, dsk, state) -> None:
-        self.count += 1
 
 
 def _explode(block: np.ndarray) -> np.ndarray:
@@ -216,14 +204,14 @@ def test_scan_finds_bad_values(cube: xr.Dataset, backend, case: str) -> None:
     assert caught.value.variable == name
 
 
-def test_validate_without_scan_computes_nothing(cube: xr.Dataset) -> None:
+def test_validate_without_scan_computes_nothing(cube: xr.Dataset, task_counter) -> None:
     ds = cube.copy()
     lst = ds["lst"]
     ds["lst"] = lst.copy(data=da.map_blocks(_explode, lst.data, meta=np.array((), "float32")))
 
-    with TaskCounter() as counter:
+    with task_counter:
         validate(ds)
-    assert counter.count == 0
+    assert task_counter.count == 0
     with pytest.raises(RuntimeError, match="must not be computed"):
         validate(ds, scan=True)
 

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from dask.callbacks import Callback
 
 from geocryo.cube import CubeError
 from geocryo.grid import grid
@@ -102,15 +101,6 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
 
 
-class TaskCounter(Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def _pretask(self, key, dsk, state) -> None:
-        self.count += 1
-
-
 LAYOUT = {"time": 12, "y": 6, "x": 5}
 
 
@@ -163,13 +153,15 @@ def test_store_is_zarr_v3_in_the_default_chunks(cube: xr.Dataset, store: Path) -
     xr.testing.assert_identical(open_zarr(path).compute(), cube)
 
 
-def test_open_is_lazy_and_uses_the_stored_chunks(cube: xr.Dataset, tmp_path: Path) -> None:
+def test_open_is_lazy_and_uses_the_stored_chunks(
+    cube: xr.Dataset, tmp_path: Path, task_counter
+) -> None:
     three = cube[["alt", "hyperspectral_reflectance", "elevation"]]
     path = write_zarr(three, tmp_path / "alaska.zarr", chunks=LAYOUT, progress=False)
 
-    with TaskCounter() as counter:
+    with task_counter:
         back = open_zarr(path)
-    assert counter.count == 0
+    assert task_counter.count == 0
     for name, var in back.data_vars.items():
         assert isinstance(var.data, da.Array), name
     assert back["alt"].chunks == ((12, 12, 12), (6, 6), (5, 5))

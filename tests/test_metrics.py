@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import dask
 import numpy as np
 import pandas as pd
@@ -23,17 +21,6 @@ from geocryo.metrics import (
 )
 
 DIMS = ("time", "y", "x")
-
-
-@contextmanager
-def no_compute():
-    """Fail if anything inside the block computes a dask graph."""
-
-    def scheduler(dsk, keys, **kwargs):
-        raise AssertionError("a dask graph was computed")
-
-    with dask.config.set(scheduler=scheduler):
-        yield
 
 
 def is_lazy(ds: xr.Dataset) -> bool:
@@ -305,7 +292,7 @@ def test_crps_refuses_a_missing_member_dim(pair):
         crps(forecast.expand_dims(member=2), truth, dims=("time", "member"))
 
 
-def test_everything_stays_lazy_until_asked(pair, models):
+def test_everything_stays_lazy_until_asked(pair, models, no_compute):
     forecast, truth = pair
     lazy = {k: v.chunk({"time": 6, "y": 2}) for k, v in models.items()}
     lazy_truth = truth.chunk({"time": 6, "y": 2})

@@ -40,10 +40,6 @@ def fitted_detrend(record, parts) -> FittedPreprocessor:
     return Preprocessor(PreprocessConfig(detrend=True)).fit(record, parts["train"], progress=False)
 
 
-def _raise_on_compute(*args, **kwargs):
-    raise AssertionError("something was computed")
-
-
 def _train_values(var: xr.DataArray, months: pd.DatetimeIndex) -> np.ndarray:
     if "time" in var.dims:
         var = var.sel(time=months)
@@ -216,9 +212,9 @@ def test_unobserved_variable_warns(record, parts):
 # -- transform ------------------------------------------------------------------------------------
 
 
-def test_transform_is_lazy_on_dask(record, fitted_detrend):
+def test_transform_is_lazy_on_dask(record, fitted_detrend, no_compute):
     lazy = record.chunk({"time": 60, "y": 4, "x": 4})
-    with dask.config.set(scheduler=_raise_on_compute):
+    with no_compute():
         out = fitted_detrend.transform(lazy)
         back = fitted_detrend.inverse_targets(out[list(TARGETS)])
     for ds in (out, back):
@@ -471,7 +467,7 @@ def test_variables_selects_and_keeps_targets(record, parts):
         Preprocessor().fit(record, pd.date_range("1990-01", "2001-01", freq="MS"), progress=False)
 
 
-def test_preprocessor_computes_nothing_until_fit(record):
-    with dask.config.set(scheduler=_raise_on_compute):
+def test_preprocessor_computes_nothing_until_fit(record, no_compute):
+    with no_compute():
         plan = Preprocessor(PreprocessConfig(detrend=True))
     assert "detrend=True" in repr(plan)
