@@ -239,17 +239,10 @@ class Forecaster:
     # -- prediction ---------------------------------------------------------------------------
 
     def _stream(self, prepared: xr.Dataset, months: pd.DatetimeIndex) -> PatchStream:
-        spec = WindowSpec(
-            self.spec.lookback,
-            self.spec.lead,
-            self.spec.patch,
-            self.spec.overlap,
-            self.spec.batch_size,
-        )
         stream = PatchStream(
             prepared,
             months,
-            spec,
+            self.spec,
             self.mode,
             self.targets,
             shuffle=False,
@@ -314,7 +307,7 @@ class Forecaster:
         total = np.zeros(shape, np.float32)
         squares = np.zeros(shape, np.float32)
         counts = np.zeros(shape[:-1], np.float32)
-        values, indicators = _history_channels(self.channels["history"], self.targets)
+        values, indicators = stream.history_channels
         p, lookback = self.spec.patch, self.spec.lookback
         index = {t: i for i, t in enumerate(months.values.astype("datetime64[ns]"))}
         batches = tqdm(
@@ -492,29 +485,20 @@ def _example_inputs(channels: dict[str, list[str]], spec: WindowSpec, batch: int
     return {group: np.zeros((*shape, len(names)), np.float32) for group, names in channels.items()}
 
 
-def _history_channels(names: list[str], targets: list[str]) -> tuple[list[int], list[int]]:
-    """Positions of each target's value and missing indicator in the ``history`` group."""
-    values = [names.index(t) for t in targets]
-    indicators = [names.index(f"{t}_missing") for t in targets]
-    return values, indicators
-
-
 def _roll_history(
     history, previous, target_index, y0, x0, patch, lookback, lead, rolled, values, indicators
 ):
-    """Replace the last ``rolled`` months of target history by earlier predictions."""
+    """Replace the last ``rolled`` months of target history by earlier predictions.
+
+    Every window lies inside the record, so each replaced month has a (possibly NaN) prediction;
+    NaN becomes 0 with its missing indicator set, as in the batches.
+    """
     history = history.copy()
-    recent = min(rolled, lookback)
     for b, (t, yy, xx) in enumerate(zip(target_index, y0, x0, strict=True)):
-        last_input = t - lead
-        for j in range(recent):
-            month = last_input - j
-            field = previous[month, yy : yy + patch, xx : xx + patch] if month >= 0 else None
-            for k, (v, m) in enumerate(zip(values, indicators, strict=True)):
-                known = None if field is None else field[..., k]
-                missing = np.ones((patch, patch), bool) if known is None else np.isnan(known)
-                history[b, lookback - 1 - j, :, :, v] = np.where(
-                    missing, 0.0, known if known is not None else 0.0
-                )
-                history[b, lookback - 1 - j, :, :, m] = missing
+        for j in range(min(rolled, lookback)):
+            predicted = previous[t - lead - j, yy : yy + patch, xx : xx + patch]
+            missing = np.isnan(predicted)
+            step = history[b, lookback - 1 - j]  # a view: (p, p, channels)
+            step[..., values] = np.where(missing, 0.0, predicted)
+            step[..., indicators] = missing
     return history

@@ -217,6 +217,11 @@ class PatchStream:
         """
         return self._layout.channels
 
+    @property
+    def history_channels(self) -> tuple[list[int], list[int]]:
+        """Positions in ``"history"`` of each target's value and of its missing indicator."""
+        return self._layout.target_channels()
+
     def _chunks(self) -> tuple[int, int]:
         var = self._ds[self._layout.targets[0]]
         if var.chunks is None:
