@@ -393,9 +393,12 @@ def _bounds(chunks: tuple[int, ...]) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
-def _lazy(name: str, block: str, shape_chunks: tuple, layer: dict, keys: list) -> da.Array:
+def _lazy(
+    name: str, block: str, shape_chunks: tuple, layer: dict, keys: list, lead: tuple = ()
+) -> da.Array:
+    """Variable ``name`` of every block task; ``lead`` indexes extra leading (unsplit) dims."""
     out = f"{name}-{block.split('-', 1)[1]}"
-    getters = {(out, *key[1:]): (operator.getitem, key, name) for key in keys}
+    getters = {(out, *lead, *key[1:]): (operator.getitem, key, name) for key in keys}
     graph = HighLevelGraph({block: layer, out: getters}, {block: set(), out: {block}})
     return da.Array(graph, out, chunks=shape_chunks, dtype=np.float32)
 
@@ -503,22 +506,13 @@ def alaska(
     for name in _STATIC_VARS:
         data = _lazy(name, static_block, (ychunks, xchunks), static_layer, static_keys)
         variables[name] = (("y", "x"), data, _attrs(name))
-    hyper_layer = {
-        (f"hyperspectral_reflectance-{token}", 0, *key[1:]): (
-            operator.getitem,
-            key,
-            "hyperspectral_reflectance",
-        )
-        for key in static_keys
-    }
-    hyper = da.Array(
-        HighLevelGraph(
-            {static_block: static_layer, f"hyperspectral_reflectance-{token}": hyper_layer},
-            {static_block: set(), f"hyperspectral_reflectance-{token}": {static_block}},
-        ),
-        f"hyperspectral_reflectance-{token}",
-        chunks=((landscape.N_BANDS,), ychunks, xchunks),
-        dtype=np.float32,
+    hyper = _lazy(
+        "hyperspectral_reflectance",
+        static_block,
+        ((landscape.N_BANDS,), ychunks, xchunks),
+        static_layer,
+        static_keys,
+        lead=(0,),
     )
     variables["hyperspectral_reflectance"] = (
         ("band", "y", "x"),
