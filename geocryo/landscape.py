@@ -14,7 +14,17 @@ from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["N_BANDS", "ORIGIN_YEAR", "WAVELENGTHS_NM", "Landscape", "reflectance"]
+__all__ = [
+    "N_BANDS",
+    "ORIGIN_YEAR",
+    "STREAMS",
+    "WAVELENGTHS_NM",
+    "Landscape",
+    "combine",
+    "hash_normal",
+    "reflectance",
+    "stream_key",
+]
 
 #: Absolute month 0 is January of this year; the weather series start there.
 ORIGIN_YEAR = 1950
@@ -23,8 +33,8 @@ N_BANDS = 64
 WAVELENGTHS_NM = np.linspace(400.0, 2500.0, N_BANDS)
 _TILE = 64
 
-# Stream numbers that keep every random draw independent of every other.
-_STREAMS = {
+#: Stream numbers that keep every random draw independent of every other.
+STREAMS = {
     name: i
     for i, name in enumerate(
         [
@@ -60,6 +70,13 @@ _STREAMS = {
 }
 
 
+def _wave(kx, ky, phase, yy, xx):
+    """cos(kx x + ky y + phase), expanded so a column of y and a row of x cost one axis each."""
+    along_x = kx * np.asarray(xx) + phase
+    along_y = ky * np.asarray(yy)
+    return np.cos(along_x) * np.cos(along_y) - np.sin(along_x) * np.sin(along_y)
+
+
 def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -82,18 +99,22 @@ class Landscape:
     # -- smooth fields ---------------------------------------------------------------------------
 
     def _waves(self, name: str, n: int, shortest: float, longest: float):
-        rng = np.random.default_rng([self.seed, 10, _STREAMS[name]])
+        rng = np.random.default_rng([self.seed, 10, STREAMS[name]])
         wavelength = np.exp(rng.uniform(np.log(shortest), np.log(longest), n))
         angle = rng.uniform(0, 2 * np.pi, n)
         k = 2 * np.pi / wavelength
         return k * np.cos(angle), k * np.sin(angle), rng.uniform(0, 2 * np.pi, n)
 
     def smooth(self, name: str, yy, xx, shortest=60e3, longest=600e3, n=8):
-        """A smooth random field of unit variance over projected coordinates (metres)."""
+        """A smooth random field of unit variance over projected coordinates (metres).
+
+        ``yy`` and ``xx`` broadcast against each other: a column of y and a row of x give the
+        grid at the cost of its two axes.
+        """
         kx, ky, phase = self._waves(name, n, shortest, longest)
-        out = np.zeros(np.shape(yy), np.float64)
+        out = np.zeros(np.broadcast_shapes(np.shape(yy), np.shape(xx)), np.float64)
         for i in range(n):
-            out += np.cos(kx[i] * xx + ky[i] * yy + phase[i])
+            out += _wave(kx[i], ky[i], phase[i], yy, xx)
         return (out * np.sqrt(2.0 / n)).astype(np.float32)
 
     # -- weather ---------------------------------------------------------------------------------
@@ -111,7 +132,7 @@ class Landscape:
         out = {}
         month = np.arange(self.n_months) % 12
         for name, (n, _, _, phi) in self._WEATHER.items():
-            rng = np.random.default_rng([self.seed, 20, _STREAMS[name]])
+            rng = np.random.default_rng([self.seed, 20, STREAMS[name]])
             shocks = rng.standard_normal((self.n_months, n))
             series = np.empty_like(shocks)
             series[0] = shocks[0]
@@ -131,22 +152,24 @@ class Landscape:
             out[name] = series.astype(np.float32)
         return out
 
+    def basis(self, name: str, yy, xx) -> np.ndarray:
+        """The spatial modes (modes x ny x nx) of weather anomaly ``name`` on cells ``(yy, xx)``."""
+        n, shortest, longest, _ = self._WEATHER[name]
+        kx, ky, phase = self._waves(name, n, shortest, longest)
+        out = np.empty((n, *np.broadcast_shapes(np.shape(yy), np.shape(xx))), np.float32)
+        for i in range(n):
+            out[i] = _wave(kx[i], ky[i], phase[i], yy, xx) * np.sqrt(2.0 / n)
+        return out
+
+    def amplitudes(self, name: str, months: np.ndarray) -> np.ndarray:
+        """Mode amplitudes (months x modes, plus a uniform offset for cloud) of anomaly ``name``."""
+        if np.max(months) >= self.n_months:
+            raise ValueError("month beyond the landscape's weather series")
+        return self._amplitudes[name][months]
+
     def anomaly(self, name: str, months: np.ndarray, yy, xx) -> np.ndarray:
         """Weather anomaly ``name`` for absolute ``months`` on the cells at ``(yy, xx)``."""
-        n, shortest, longest, _ = self._WEATHER[name]
-        if months.max() >= self.n_months:
-            raise ValueError("month beyond the landscape's weather series")
-        kx, ky, phase = self._waves(name, n, shortest, longest)
-        amplitude = self._amplitudes[name][months]
-        out = np.zeros((len(months), *np.shape(yy)), np.float32)
-        for i in range(n):
-            basis = (np.cos(kx[i] * xx + ky[i] * yy + phase[i]) * np.sqrt(2.0 / n)).astype(
-                np.float32
-            )
-            out += amplitude[:, i, None, None] * basis
-        if amplitude.shape[1] > n:  # a spatially uniform seasonal offset
-            out += (amplitude[:, n] * np.sqrt(2.0 / n))[:, None, None]
-        return out
+        return combine(self.amplitudes(name, months), self.basis(name, yy, xx))
 
     # -- small-scale noise -----------------------------------------------------------------------
 
@@ -157,7 +180,7 @@ class Landscape:
         value does not depend on the block that asks for it.
         """
         ny, nx = shape
-        stream = _STREAMS[name]
+        stream = STREAMS[name]
         ty0, ty1 = y0 // _TILE, (y0 + ny - 1) // _TILE + 1
         tx0, tx1 = x0 // _TILE, (x0 + nx - 1) // _TILE + 1
         if months is None:
@@ -202,7 +225,7 @@ class Landscape:
                 memo[name] = self.smooth(name, yy, xx, **kw)
             return memo[name]
 
-        shape = np.shape(yy)
+        shape = np.broadcast_shapes(np.shape(yy), np.shape(xx))
 
         def rough(name, scale):
             return 0.0 if smooth else scale * self.noise(name, None, y0, x0, shape)
@@ -262,6 +285,57 @@ class Landscape:
             k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype != bool else v)
             for k, v in out.items()
         }
+
+
+def combine(amplitude, basis):
+    """Sum of spatial modes ``basis`` (modes x ny x nx) scaled by ``amplitude`` (months x modes).
+
+    An explicit sum in mode order, so every cell adds the same terms in the same order whatever
+    the block; a column beyond the modes is a spatially uniform offset. Works on NumPy and JAX
+    arrays alike.
+    """
+    n = basis.shape[0]
+    out = amplitude[:, 0, None, None] * basis[0]
+    for i in range(1, n):
+        out = out + amplitude[:, i, None, None] * basis[i]
+    if amplitude.shape[1] > n:
+        out = out + (amplitude[:, n] * np.float32(np.sqrt(2.0 / n)))[:, None, None]
+    return out
+
+
+def _mix(h):
+    """An avalanche mix of 32-bit unsigned integers (NumPy or JAX)."""
+    h = h ^ (h >> 16)
+    h = h * np.uint32(0x7FEB352D)
+    h = h ^ (h >> 15)
+    h = h * np.uint32(0x846CA68B)
+    return h ^ (h >> 16)
+
+
+def stream_key(seed: int, stream: str) -> np.uint32:
+    """The 32-bit key of random stream ``stream`` of world ``seed`` for :func:`hash_normal`."""
+    value = (int(seed) * 0x9E3779B1 + STREAMS[stream]) & 0xFFFFFFFF
+    return _mix(np.array([value], np.uint32))[0]
+
+
+def hash_normal(xp, key, months, rows, cols):
+    """Standard normal noise (months x rows x cols) as a pure function of each cell's indices.
+
+    ``key`` comes from :func:`stream_key`, ``months`` are absolute month numbers and
+    ``rows``/``cols`` global grid indices: a value depends on its own (key, month, row, column)
+    alone, never on the block that asks, so it can be drawn inside compiled code. Two hashed
+    uniforms go through Box-Muller. ``xp`` is ``numpy`` or ``jax.numpy``.
+    """
+    u32 = np.uint32
+    m = _mix(xp.asarray(months).astype(u32) ^ key)
+    r = xp.asarray(rows).astype(u32) * u32(0x85EBCA6B)
+    c = xp.asarray(cols).astype(u32) * u32(0xC2B2AE35)
+    h = _mix(_mix(m[:, None, None] ^ r[None, :, None]) ^ c[None, None, :])
+    g = _mix(h ^ u32(0x68E31DA4))
+    scale = np.float32(2.0**-24)
+    u1 = (h >> 8).astype(xp.float32) * scale + scale / 2
+    u2 = (g >> 8).astype(xp.float32) * scale
+    return xp.sqrt(np.float32(-2.0) * xp.log(u1)) * xp.cos(np.float32(2 * np.pi) * u2)
 
 
 def _band(wl, centre, width):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .landscape import ORIGIN_YEAR
+from .landscape import ORIGIN_YEAR, hash_normal, stream_key
 
 __all__ = [
     "CAMPAIGNS",
@@ -23,7 +23,7 @@ __all__ = [
     "campaign_lines",
     "draw_sites",
     "in_situ",
-    "remote_sensing",
+    "uavsar",
 ]
 
 _TRUTH = ("alt", "ch4_flux", "co2_flux")
@@ -122,28 +122,12 @@ def in_situ(world, months, y0, y1, x0, x1, alt, ch4, co2) -> dict:
     return out
 
 
-def remote_sensing(world, months, y0, x0, yy, xx, land, climate, alt) -> dict:
-    """MODIS LST and NDVI, SMAP soil moisture and UAVSAR ALT with their gaps."""
-    noise = world.land.noise
-    shape = yy.shape
-    col = (slice(None), None, None)
-    modis = (months >= absolute_month(pd.Timestamp(MISSIONS["modis"])))[col]
-    smap = (months >= absolute_month(pd.Timestamp(MISSIONS["smap"])))[col]
-    snow = climate["snow_depth"] > 0.05
-    cloudy = climate["cloud"] > 1.0  # persistent cloud all month: no clear-sky composite
-    dark = climate["toa"] < 30.0  # polar night: no reflectance retrieval
-
-    green = climate["phenology"] / (1 + (climate["snow_depth"] / 0.05) ** 2)
-    lst = climate["t_air"] + 273.15 + 2.5 * green * (1 - land["wetland"][None])
-    lst = lst + 0.8 * noise("lst", months, y0, x0, shape)
-    ndvi = 0.08 + (land["ndvi_max"][None] - 0.08) * green
-    ndvi = ndvi + 0.03 * noise("ndvi", months, y0, x0, shape)
-
-    thawed = alt > 0
-    liquid = 0.10 + 0.40 * land["wetland"][None] + 0.10 * land["peat"][None]
-    liquid = liquid + 0.05 * climate["precip_anomaly"]
-    moisture = np.clip(liquid + 0.03 * noise("soil_moisture", months, y0, x0, shape), 0.02, 0.7)
-
+def uavsar(world, months, y0, x0, yy, xx, alt) -> np.ndarray:
+    """UAVSAR thaw depths along the campaign flight lines of the block's campaign months."""
+    shape = alt.shape[1:]
+    rows = np.arange(y0, y0 + shape[0])
+    cols = np.arange(x0, x0 + shape[1])
+    key = stream_key(world.seed, "sar")
     sar = np.full(alt.shape, np.nan, np.float32)
     for i, month in enumerate(months):
         lines = world.campaigns.get(int(month))
@@ -153,15 +137,10 @@ def remote_sensing(world, months, y0, x0, yy, xx, land, climate, alt) -> dict:
         for x_0, y_0, angle, half in lines:
             distance = np.abs((xx - x_0) * np.sin(angle) - (yy - y_0) * np.cos(angle))
             swath |= distance < half
-        retrieved = alt[i] * 1.05 + 8.0 * noise("sar", months[i : i + 1], y0, x0, shape)[0]
+        noise = hash_normal(np, key, months[i : i + 1], rows, cols)[0]
+        retrieved = alt[i] * np.float32(1.05) + np.float32(8.0) * noise
         sar[i] = np.where(swath & (alt[i] > 0), np.maximum(retrieved, 0), np.nan)
-
-    return {
-        "lst": np.where(modis & ~cloudy, lst, np.nan),
-        "ndvi": np.where(modis & ~cloudy & ~snow & ~dark, np.clip(ndvi, -0.1, 1), np.nan),
-        "soil_moisture": np.where(smap & thawed & ~snow & (climate["t_air"] > 0), moisture, np.nan),
-        "sar_alt": sar,
-    }
+    return sar
 
 
 def absolute_month(stamp: pd.Timestamp) -> int:

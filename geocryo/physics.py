@@ -1,7 +1,8 @@
 """Permafrost physics used by the synthetic Alaska: degree days, Stefan thaw, flux responses.
 
-Plain NumPy functions of arrays, vectorised and dtype-preserving. Formulas and constants follow
-the literature values collected in DESIGN.md section 3.
+Vectorised, dtype-preserving functions of NumPy arrays, or of JAX arrays (then they run inside
+compiled code). Formulas and constants follow the literature values collected in DESIGN.md
+section 3.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ SECONDS_PER_DAY = 86400.0
 SOLAR_CONSTANT = 1361.0
 
 
+def _namespace(*values):
+    """``jax.numpy`` when any of ``values`` is a JAX array (or tracer), else ``numpy``."""
+    for value in values:
+        get = getattr(value, "__array_namespace__", None)
+        if get is not None and (xp := get()) is not np:
+            return xp
+    return np
+
+
 def seasonal_temperature(maat, amplitude, day_of_year):
     """Air temperature T(d) = MAAT - A cos(2 pi (d - 15) / 365), in the units of ``maat``.
 
@@ -51,13 +61,14 @@ def degree_days(mean_temperature, days, spread=4.0):
     tdd, fdd
         Thawing and freezing degree days, both >= 0.
     """
-    mu = np.asarray(mean_temperature)
+    xp = _namespace(mean_temperature)
+    mu = xp.asarray(mean_temperature)
     scale = spread * np.sqrt(3.0) / np.pi
     z = mu / scale
     # softplus(z) = max(z, 0) + log1p(exp(-|z|)), stable for any z.
-    positive = scale * (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
-    positive = positive.astype(mu.dtype, copy=False)
-    return days * positive, days * np.maximum(positive - mu, 0)
+    positive = scale * (xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z))))
+    positive = positive.astype(mu.dtype)
+    return days * positive, days * xp.maximum(positive - mu, 0)
 
 
 def stefan_depth(conductivity, n_factor, degree_days, water_content):
@@ -67,8 +78,9 @@ def stefan_depth(conductivity, n_factor, degree_days, water_content):
     surface n-factor n, degree days DD in degC d, and volumetric water content theta.
     Peat (k 0.5, n 0.8, DD 450, theta 0.7) gives about 0.36 m.
     """
+    xp = _namespace(conductivity, n_factor, degree_days, water_content)
     energy = 2.0 * conductivity * n_factor * degree_days * SECONDS_PER_DAY
-    return np.sqrt(energy / (LATENT_HEAT_FUSION * RHO_WATER * water_content))
+    return xp.sqrt(energy / (LATENT_HEAT_FUSION * RHO_WATER * water_content))
 
 
 def arrhenius_q10(temperature, q10, reference=10.0):

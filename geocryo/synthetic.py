@@ -27,9 +27,9 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from . import evolution, landscape
 from . import grid as _grid
-from . import landscape
-from .landscape import ORIGIN_YEAR, Landscape
+from .landscape import ORIGIN_YEAR, Landscape, stream_key
 from .observations import (
     CAMPAIGNS,
     MISSIONS,
@@ -38,9 +38,9 @@ from .observations import (
     campaign_lines,
     draw_sites,
     in_situ,
-    remote_sensing,
+    uavsar,
 )
-from .physics import arrhenius_q10, degree_days, light_response, stefan_depth, toa_insolation
+from .physics import toa_insolation
 
 __all__ = ["CAMPAIGNS", "MISSIONS", "VARIABLES", "alaska"]
 
@@ -163,162 +163,33 @@ class _World:
     campaigns: dict[int, np.ndarray] = field(default_factory=dict)  # month -> swath lines
 
 
-def _calendar(months: np.ndarray):
+def _calendar(months: np.ndarray) -> dict[str, np.ndarray]:
     stamps = pd.to_datetime(
         {"year": ORIGIN_YEAR + months // 12, "month": months % 12 + 1, "day": 1}
     )
     days = stamps.dt.days_in_month.to_numpy(np.float32)
     mid_doy = (stamps.dt.day_of_year.to_numpy() + days / 2.0 - 0.5).astype(np.float32)
-    return days, mid_doy
-
-
-def _yearly_cumsum(values: np.ndarray) -> np.ndarray:
-    """Running sums that restart every 12 steps (``len(values)`` is a multiple of 12).
-
-    A loop of whole-array additions: one pass over memory, and the same order of additions for
-    every cell, which numpy's strided ``cumsum`` does at several times the cost.
-    """
-    years = values.reshape(-1, 12, *values.shape[1:]).copy()
-    for month in range(1, 12):
-        np.add(years[:, month - 1], years[:, month], out=years[:, month])
-    return years.reshape(values.shape)
-
-
-def _thaw_state(climate: dict, soil: dict, months: np.ndarray, bias: float = 1.0) -> dict:
-    """Thaw depth, freezing front and soil regime for whole calendar years of ``months``.
-
-    ``months`` starts in a January and ends in a December; the first year is spin-up for the
-    freeze-back of the year after it. Sums run over whole years (thaw from 1 January, freeze
-    from 1 August), so a month's value never depends on where a block starts.
-    """
-    nt = len(months)
-    shape = climate["tdd"].shape[1:]
-    k_t = soil["conductivity"] * bias
-    theta = soil["water_content"]
-    # Thaw from the surface since 1 January of each year.
-    tdd_cum = _yearly_cumsum(climate["tdd"])
-    z_thaw = stefan_depth(k_t, soil["n_thaw"], tdd_cum, theta)
-    # Freeze-back from the surface since 1 August (snow-insulated by the winter n-factor).
-    nfdd = climate["n_freeze"] * climate["fdd"]
-    padded = np.concatenate([nfdd[7:], np.zeros((7, *shape), nfdd.dtype)])
-    fdd_cum = _yearly_cumsum(padded)
-    fdd_cum = np.concatenate([np.zeros((7, *shape), nfdd.dtype), fdd_cum[: nt - 7]])
-    z_freeze = stefan_depth(1.6 * k_t, 1.0, fdd_cum, theta)
-    # From August the new freezing front eats the summer's thawed layer; until July the
-    # remnant of last summer's layer (a talik, if it never froze) competes with the new thaw.
-    month = months % 12
-    z_max = z_thaw.reshape(nt // 12, 12, *shape)[:, 11]
-    z_last = np.repeat(np.concatenate([z_max[:1] * 0, z_max[:-1]]), 12, axis=0)
-    autumn = (month >= 7).reshape(-1, *[1] * len(shape))
-    remnant = z_last - z_freeze
-    thawed = np.where(autumn, z_thaw - z_freeze, np.maximum(z_thaw, remnant))
-    alt = np.maximum(thawed, 0) * 100.0
-    alt = np.where(alt < 2.0, 0.0, alt).astype(np.float32)  # under 2 cm thawed reads as frozen
-    frozen = alt == 0
-    # Freezing back: the front from the surface has started and the unfrozen layer is what is
-    # left of the summer's (in spring, only while that remnant is deeper than the new thaw).
-    freezing = ~frozen & np.where(autumn, z_freeze > 0.03, remnant > z_thaw)
-    thawing = ~frozen & ~freezing
-    t_air = climate["t_air"]
-    t_soil = np.where(
-        thawing,
-        np.maximum(0.5 * soil["n_thaw"] * t_air, 0.5),
-        np.where(freezing, 0.2, 0.5 * climate["n_freeze"] * t_air),
-    ).astype(np.float32)
     return {
-        "alt": alt,
-        "frozen": frozen,
-        "freezing": freezing,
-        "thawing": thawing,
-        "t_soil": t_soil,
+        "months": months.astype(np.int32),
+        "days": days,
+        "mid_doy": mid_doy,
+        "years": (ORIGIN_YEAR + months / 12.0).astype(np.float32),
     }
 
 
-def _fluxes(climate: dict, state: dict, eco: dict) -> tuple[np.ndarray, np.ndarray]:
-    """CH4 (nmol m-2 s-1) and net CO2 (umol m-2 s-1, positive upward) fluxes."""
-    active = np.clip(state["alt"] / 30.0, 0, 1)
-    wet = np.clip(1 + 0.15 * climate["precip_anomaly"], 0.6, 1.4)
-    growing = eco["f10"] * arrhenius_q10(state["t_soil"], eco["q10"]) * active * wet
-    # In the zero curtain the unfrozen layer keeps producing at 0 degC, and the CH4 stored in it
-    # is squeezed out as it freezes from the top: the autumn shoulder of the CH4 year.
-    shoulder = eco["f10"] * eco["zero_curtain"] * active * wet
-    winter = 0.05 * eco["f10"]  # diffusion through snow and from unfrozen pockets
-    ch4 = np.where(state["thawing"], growing, np.where(state["freezing"], shoulder, winter))
-
-    t_air = climate["t_air"]
-    t_resp = np.where(
-        state["thawing"], 0.5 * (state["t_soil"] + np.maximum(t_air, 0)), state["t_soil"]
-    )
-    reco = (
-        eco["r10"]
-        * arrhenius_q10(t_resp, 2.0)
-        * np.where(state["frozen"], np.float32(0.3), np.float32(1.0))
-    )
-    snow_free = 1.0 / (1.0 + (climate["snow_depth"] / 0.05) ** 2)
-    green = eco["greenness"] * climate["phenology"] * snow_free * state["thawing"]
-    gpp = green * light_response(climate["par"], 0.04, eco["pmax"])
-    return ch4.astype(np.float32), (reco - gpp).astype(np.float32)
+def _bucket(n: int) -> int:
+    """The padded size of a block side: a power of two from 8 to 128, then multiples of 128."""
+    return max(8, 1 << (n - 1).bit_length()) if n <= 128 else -(-n // 128) * 128
 
 
-def _weather(world: _World, months: np.ndarray, yy, xx, land: dict) -> dict:
-    """Monthly air temperature, degree days, precipitation and snow for ``months``."""
-    days, mid_doy = _calendar(months)
-    nt = len(months)
-    col = (slice(None), None, None)
-    seasonal = -land["amplitude"][None] * 0.989 * np.cos(2 * np.pi * (mid_doy[col] - 15) / 365)
-    years = ORIGIN_YEAR + months / 12.0
-    trend = (0.045 * (years - 1995.0)).astype(np.float32)
-    anomaly = world.land.anomaly("temperature", months, yy, xx)
-    t_air = (land["maat"][None] + seasonal + trend[col] + anomaly).astype(np.float32)
-    tdd, fdd = degree_days(t_air, days[col], spread=2.5)
-
-    precip_anomaly = world.land.anomaly("precipitation", months, yy, xx)
-    season = (1 + 0.8 * np.cos(2 * np.pi * (mid_doy - 213) / 365)).astype(np.float32)
-    precip = land["annual_precip"][None] / 12 * season[col] * np.exp(0.35 * precip_anomaly - 0.06)
-    # Snowpack (mm of water): accumulate snowfall, melt 3 mm per thawing degree day; every
-    # pack is gone by 1 August, where the recursion restarts, so blocks agree wherever they start.
-    snowfall = precip / (1 + np.exp(t_air / 1.5))
-    melt = 3.0 * tdd
-    swe = np.empty_like(t_air)
-    pack = np.zeros(t_air.shape[1:], np.float32)
-    for i in range(nt):
-        if months[i] % 12 == 7:
-            pack = np.zeros_like(pack)
-        pack = np.maximum(pack + snowfall[i] - melt[i], 0)
-        swe[i] = pack
-    snow_depth = swe / 250.0  # m of snow at 250 kg m-3
-    return {
-        "t_air": t_air,
-        "tdd": tdd,
-        "fdd": fdd,
-        "precip": precip.astype(np.float32),
-        "precip_anomaly": precip_anomaly,
-        "snow_depth": snow_depth,
-        "n_freeze": (0.6 - 0.3 * np.clip(snow_depth / 0.6, 0, 1)).astype(np.float32),
-    }
-
-
-def _light(world: _World, months: np.ndarray, yy, xx, lat, weather: dict) -> dict:
-    """Cloud, radiation, PAR and green-up for ``months`` (``weather`` on the same months)."""
-    cloud = world.land.anomaly("cloud", months, yy, xx)
-    # Insolation depends on the calendar month alone (mid-month of a common year): 12 maps.
-    mid_common_year = np.array([16, 45.5, 75, 105.5, 136, 166.5, 197, 228, 258.5, 289, 319.5, 350])
-    toa = toa_insolation(lat.astype(np.float32)[None], mid_common_year[:, None, None])
-    toa = toa.astype(np.float32)[months % 12]
-    shortwave = toa * (0.72 - 0.3 / (1 + np.exp(-cloud)))
-    return {
-        "cloud": cloud,
-        "toa": toa,
-        "shortwave": shortwave,
-        "par": 0.45 * 4.57 * shortwave,  # W m-2 -> umol photons m-2 s-1
-        "phenology": 1 / (1 + np.exp(-(weather["t_air"] - 2.0) / 1.5)),
-    }
+# Mid-month day of year of a common year: insolation depends on the calendar month alone.
+_MID_MONTH = np.array([16, 45.5, 75, 105.5, 136, 166.5, 197, 228, 258.5, 289, 319.5, 350])
 
 
 def _simulate(world: _World, t0: int, t1: int, y0: int, y1: int, x0: int, x1: int) -> dict:
     """Every time-varying variable, and the truth, for cube steps t0:t1 and cells y0:y1, x0:x1."""
     land_model = world.land
-    yy, xx = np.meshgrid(world.y[y0:y1], world.x[x0:x1], indexing="ij")
+    yy, xx = world.y[y0:y1, None], world.x[None, x0:x1]  # broadcast to the block's cells
     lat, _ = _grid.latlon(world.y[y0:y1], world.x[x0:x1])
     memo: dict = {}
     land = land_model.fields(yy, xx, lat, y0, x0, memo=memo)
@@ -329,56 +200,50 @@ def _simulate(world: _World, t0: int, t1: int, y0: int, y1: int, x0: int, x1: in
     m0, m1 = world.months[t0], world.months[t1 - 1]
     first = (m0 // 12 - 1) * 12
     window = np.arange(first, (m1 // 12 + 1) * 12)
-    keep = slice(m0 - first, m1 - first + 1)
-    weather = _weather(world, window, yy, xx, land)
-    state = {k: v[keep] for k, v in _thaw_state(weather, land, window).items()}
-    # The process models run the same climate on coarse soil and vegetation maps, with their
-    # own parameter biases: SIBBORK's thaw too deep, TCFM's CH4 too high and missing the
-    # zero-curtain shoulder, TCFM's CO2 uptake too strong and its green-up late.
-    model_state = {k: v[keep] for k, v in _thaw_state(weather, smooth, window, 1.25).items()}
-    months = window[keep]
-    climate = {k: v[keep] for k, v in weather.items()}
-    climate.update(_light(world, months, yy, xx, lat, climate))
-    ch4, co2 = _fluxes(climate, state, land)
-    model_eco = dict(
-        smooth,
-        f10=1.35 * smooth["f10"],
-        q10=2.2,
-        zero_curtain=0.1,
-        r10=0.85 * smooth["r10"],
-        pmax=1.15 * smooth["pmax"],
-    )
-    model_climate = dict(climate, phenology=1 / (1 + np.exp(-(climate["t_air"] - 3.5) / 1.5)))
-    model_ch4, model_co2 = _fluxes(model_climate, model_state, model_eco)
+    toa12 = toa_insolation(lat.astype(np.float32)[None], _MID_MONTH[:, None, None])
+    weather = ("temperature", "precipitation", "cloud", "reanalysis")
+    # Cells are independent, so the block is padded to a bucketed size (its edge values
+    # repeated): fewer shapes to compile, cropped again below.
+    ny, nx = y1 - y0, x1 - x0
+    shape = (_bucket(ny), _bucket(nx))
 
-    alt = state["alt"]
-    out = {"true_alt": alt, "true_ch4_flux": ch4, "true_co2_flux": co2}
-    out.update(in_situ(world, months, y0, y1, x0, x1, alt, ch4, co2))
-    out.update(remote_sensing(world, months, y0, x0, yy, xx, land, climate, alt))
-    out["sibbork_alt"] = model_state["alt"]
-    out["tcfm_ch4_flux"] = model_ch4
-    out["tcfm_co2_flux"] = model_co2
-    # Reanalysis errors are large-scale, like the weather the reanalysis misses.
-    error = land_model.anomaly("reanalysis", months, yy, xx)
-    out["air_temperature"] = climate["t_air"] + 0.5 * error
-    out["precipitation"] = climate["precip"] * np.exp(0.15 * error)
-    out["snow_depth"] = climate["snow_depth"] * np.exp(-0.1 * error)
-    out["shortwave_radiation"] = climate["shortwave"] * np.exp(0.05 * error)
-    return {name: np.asarray(value, dtype=np.float32) for name, value in out.items()}
+    def padded(values: np.ndarray) -> np.ndarray:  # (..., ny, nx) -> (..., *shape)
+        lead = [(0, 0)] * (values.ndim - 2)
+        return np.pad(values, [*lead, (0, shape[0] - ny), (0, shape[1] - nx)], mode="edge")
+
+    out = evolution.evolve(
+        _calendar(window),
+        np.pad(np.arange(y0, y1, dtype=np.int32), (0, shape[0] - ny), mode="edge"),
+        np.pad(np.arange(x0, x1, dtype=np.int32), (0, shape[1] - nx), mode="edge"),
+        {k: padded(land[k]) for k in evolution.LAND},
+        {k: padded(smooth[k]) for k in evolution.MODEL_LAND},
+        padded(toa12.astype(np.float32)),
+        {name: padded(land_model.basis(name, yy, xx)) for name in weather},
+        {name: land_model.amplitudes(name, window) for name in weather},
+        {name: stream_key(world.seed, name) for name in evolution.NOISE},
+        np.int32(m0 - first),
+        length=t1 - t0,
+    )
+    out = {name: np.asarray(value)[:, :ny, :nx] for name, value in out.items()}
+    months = world.months[t0:t1]
+    alt = out["true_alt"]
+    out |= in_situ(world, months, y0, y1, x0, x1, alt, out["true_ch4_flux"], out["true_co2_flux"])
+    out["sar_alt"] = uavsar(world, months, y0, x0, yy, xx, alt)
+    return out
 
 
 def _static(world: _World, y0: int, y1: int, x0: int, x1: int) -> dict:
     """Static maps and the hyperspectral mosaic for cells y0:y1, x0:x1."""
-    yy, xx = np.meshgrid(world.y[y0:y1], world.x[x0:x1], indexing="ij")
+    yy, xx = world.y[y0:y1, None], world.x[None, x0:x1]  # broadcast to the block's cells
     lat, _ = _grid.latlon(world.y[y0:y1], world.x[x0:x1])
     land = world.land.fields(yy, xx, lat, y0, x0)
     noise = world.land.noise
     out = {
-        "elevation": np.maximum(land["elevation"] + 5.0 * noise("dem", None, y0, x0, yy.shape), 0),
+        "elevation": np.maximum(land["elevation"] + 5.0 * noise("dem", None, y0, x0, lat.shape), 0),
         "wetland_fraction": np.clip(
-            land["wetland"] + 0.08 * noise("wetmap", None, y0, x0, yy.shape), 0, 1
+            land["wetland"] + 0.08 * noise("wetmap", None, y0, x0, lat.shape), 0, 1
         ),
-        "soil_organic_carbon": land["soc"] * (1 + 0.15 * noise("socmap", None, y0, x0, yy.shape)),
+        "soil_organic_carbon": land["soc"] * (1 + 0.15 * noise("socmap", None, y0, x0, lat.shape)),
         "zone": land["tundra"].astype(np.float32),
         "hyperspectral_reflectance": landscape.reflectance(world.land, land, y0, x0),
     }
