@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,9 +29,10 @@ import xarray as xr
 from flax import serialization
 
 from .batching import PatchStream, WindowSpec
-from .cube import TARGETS, CubeError, validate
+from .cube import MODALITIES, TARGETS, CubeError, validate
 from .models.network import GeoCryoNet, count_parameters
-from .preprocess import FittedPreprocessor, PreprocessConfig, Preprocessor, TimeSplit
+from .preprocess import FittedPreprocessor, Outlook, PreprocessConfig, Preprocessor, TimeSplit
+from .preprocess._fitting import UNOBSERVED
 from .preprocess.plan import SPREAD_SUFFIX
 from .train import TrainConfig, Trainer
 
@@ -57,6 +59,10 @@ class FitConfig:
         its ``ensemble``, ``epochs`` and ``seed`` are set from :func:`fit`'s arguments.
     preprocess
         The preprocessing plan (:class:`~geocryo.preprocess.PreprocessConfig`).
+    outlook
+        Modalities whose gridded variables also enter (multimodal mode) as their
+        training-period climatology of the forecast month (:class:`~geocryo.preprocess.Outlook`):
+        the seasonal state the target month usually has. ``()`` for none.
     """
 
     features: int = 16
@@ -68,8 +74,17 @@ class FitConfig:
     batch_size: int = 32
     train: TrainConfig = field(default_factory=TrainConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    outlook: tuple[str, ...] = ("process_model", "forcing")
 
     def __post_init__(self) -> None:
+        outlook = (self.outlook,) if isinstance(self.outlook, str) else tuple(self.outlook)
+        unknown = [m for m in outlook if m not in MODALITIES]
+        if unknown:
+            raise ValueError(
+                f"FitConfig.outlook names {unknown}, which are not modalities; choose from "
+                f"{MODALITIES}"
+            )
+        object.__setattr__(self, "outlook", outlook)
         for name in ("features", "layers", "kernel", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -154,7 +169,23 @@ def fit(
     split = split or TimeSplit()
     periods = split.periods(cube.time, lookback=lookback, horizon=lead)
     plan = Preprocessor(config.preprocess).fit(cube, periods["train"], progress=progress)
-    prepared = plan.transform(cube)
+    stats = plan.statistics
+    unobserved = [
+        str(v) for v in stats.variable.values[stats.fallback.values == UNOBSERVED] if v not in names
+    ]
+    if unobserved:
+        warnings.warn(
+            f"fit: leaving out {unobserved}, which have no value in the training period: the "
+            "network could learn nothing from them, and their first values (in later months) "
+            "would reach it unscaled",
+            UserWarning,
+            stacklevel=2,
+        )
+    prepared = plan.transform(cube).drop_vars(unobserved)
+    outlook = None
+    if mode == "multimodal" and config.outlook:
+        outlook = Outlook.fit(prepared, periods["train"], config.outlook)
+        prepared = outlook.apply(prepared, lead)
     spec = WindowSpec(lookback, lead, patch, config.overlap, config.batch_size)
     train = PatchStream(prepared, periods["train"], spec, mode, names, shuffle=True, seed=seed)
     val = PatchStream(prepared, periods["val"], spec, mode, names, shuffle=False, seed=seed)
@@ -185,6 +216,8 @@ def fit(
         periods=periods,
         history=history,
         config=config,
+        outlook=outlook,
+        ignored=unobserved,
     )
 
 
@@ -204,8 +237,12 @@ class Forecaster:
         periods: dict[str, pd.DatetimeIndex],
         history: xr.Dataset,
         config: FitConfig,
+        outlook: Outlook | None = None,
+        ignored: Sequence[str] = (),
     ) -> None:
         self.plan = plan
+        self.outlook = outlook
+        self.ignored = list(ignored)
         self.network = network
         self.params = params
         self.spec = spec
@@ -288,7 +325,9 @@ class Forecaster:
                 f"horizon must be a positive multiple of the lead ({lead}), got {horizon}"
             )
         validate(cube)
-        prepared = self.plan.transform(cube)
+        prepared = self.plan.transform(cube).drop_vars(self.ignored, errors="ignore")
+        if self.outlook is not None:
+            prepared = self.outlook.apply(prepared, lead)
         months = pd.DatetimeIndex(cube.indexes["time"])
         stream = self._stream(prepared, months)
         steps = horizon // lead
@@ -412,7 +451,11 @@ class Forecaster:
                 "periods": {k: [str(v[0]), str(v[-1])] for k, v in self.periods.items()},
                 "members": self.members,
                 "config": asdict(self.config),
+                "outlook": None if self.outlook is None else self.outlook.attrs,
+                "ignored": self.ignored,
             }
+            if self.outlook is not None:
+                self.outlook.save(staging / "outlook.npz")
             (staging / "model.json").write_text(json.dumps(settings, indent=2))
             self.history.to_netcdf(staging / "history.nc", engine="scipy")
             if path.exists():
@@ -454,6 +497,9 @@ def load(path: str | os.PathLike) -> Forecaster:
         history = history.load()
     saved = settings["config"]
     variables = saved["preprocess"].get("variables")
+    outlook = None
+    if settings.get("outlook") is not None:
+        outlook = Outlook.load(path / "outlook.npz", settings["outlook"])
     config = FitConfig(
         **{
             **saved,
@@ -477,6 +523,8 @@ def load(path: str | os.PathLike) -> Forecaster:
         periods=periods,
         history=history,
         config=config,
+        outlook=outlook,
+        ignored=settings.get("ignored", []),
     )
 
 

@@ -42,6 +42,25 @@ def test_fit_reports_its_model(model):
     assert model.parameter_count > 0
     assert set(model.history.dims) >= {"epoch", "metric", "split"}
     assert "multimodal" in repr(model)
+    # The forecast month's training climatology of every process-model and forcing field
+    # comes in beside the field itself.
+    outlooks = {"sibbork_alt_outlook", "tcfm_co2_flux_outlook", "air_temperature_outlook"}
+    assert outlooks <= set(model.channels["process_model"] + model.channels["forcing"])
+    assert not any("outlook" in c for c in model.channels["remote_sensing"])
+
+
+def test_features_never_observed_in_training_are_left_out(model, cube, prediction):
+    # 2000-2005 is before SMAP and the UAVSAR campaigns: nothing to learn from those two.
+    assert sorted(model.ignored) == ["sar_alt", "soil_moisture"]
+    assert not {"sar_alt", "soil_moisture"} & set(model.channels["remote_sensing"])
+    wild = cube.assign(soil_moisture=cube.soil_moisture.fillna(0.3) * 1e3)
+    xr.testing.assert_identical(model.predict(wild, progress=False), prediction)
+
+
+def test_the_outlook_can_be_left_out():
+    with pytest.raises(ValueError, match="not modalities"):
+        FitConfig(outlook=("satellite",))
+    assert FitConfig(outlook="forcing").outlook == ("forcing",)
 
 
 def test_predictions_are_on_the_grid_in_physical_units(prediction, cube):

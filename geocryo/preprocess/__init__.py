@@ -4,9 +4,11 @@
 look-back gap between them; :class:`Preprocessor` fits standardisation, optional per-pixel
 detrending and PCA of many-band variables on the training months, and the
 :class:`FittedPreprocessor` applies them lazily to any month, inverts them for the targets, and
-saves with a model.
+saves with a model. :class:`Outlook` adds the training climatology of the forecast month.
 """
 
+from .outlook import OUTLOOK_SUFFIX as OUTLOOK_SUFFIX
+from .outlook import Outlook as Outlook
 from .plan import SPREAD_SUFFIX as SPREAD_SUFFIX
 from .plan import FittedPreprocessor as FittedPreprocessor
 from .plan import PreprocessConfig as PreprocessConfig
@@ -15,9 +17,11 @@ from .split import PARTS as PARTS
 from .split import TimeSplit as TimeSplit
 
 __all__ = [
+    "OUTLOOK_SUFFIX",
     "PARTS",
     "SPREAD_SUFFIX",
     "FittedPreprocessor",
+    "Outlook",
     "PreprocessConfig",
     "Preprocessor",
     "TimeSplit",
