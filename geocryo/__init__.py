@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import baselines as baselines
+from . import bayesopt as bayesopt
 from . import metrics as metrics
 from . import synthetic as synthetic
 from .catalog import open_catalog as open_catalog
@@ -18,6 +19,7 @@ from .forecaster import load as load
 from .io import open_zarr as open_zarr
 from .io import write_zarr as write_zarr
 from .preprocess import TimeSplit as TimeSplit
+from .tune import tune as tune
 
 try:
     __version__ = version("geocryo")
