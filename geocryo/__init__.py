@@ -13,6 +13,7 @@ from .cube import CubeError as CubeError
 from .cube import features as features
 from .cube import targets as targets
 from .cube import validate as validate
+from .evaluate import evaluate as evaluate
 from .forecaster import Forecaster as Forecaster
 from .forecaster import fit as fit
 from .forecaster import load as load

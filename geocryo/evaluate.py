@@ -1,0 +1,526 @@
+"""Skill of fitted models against baselines, at the observed sites and on the complete field.
+
+>>> from geocryo.evaluate import evaluate, to_markdown
+>>> table = evaluate({"teacher_forcing": m1, "multimodal": m2}, cube, truth)  # doctest: +SKIP
+>>> print(to_markdown(table, scope="sites"))  # doctest: +SKIP
+
+(``geocryo.evaluate`` is the function; import the module's other names from
+``geocryo.evaluate`` as above.)
+
+:func:`evaluate` scores every row (naive persistence, seasonal persistence, climatology and each
+model) on the same pairs, per target, in two scopes:
+
+``sites``
+    Against the cube's in situ observations: the site-months of the evaluated period where the
+    target was observed. The baselines are built from the same observations, as a forecaster at
+    those sites would build them.
+``field``
+    Against the complete truth (only when one is given, e.g. the synthetic Alaska's): every
+    cell and month of the period. The baselines are built from the truth itself, an oracle that
+    favours them.
+
+Within a scope, a pair enters every row's score only where every row has a forecast (and the
+reference a value), so the rows are compared on identical pairs; the number of pairs is kept
+beside the scores. Scores are also split by ecological zone (the cube's ``zone`` flags, boreal
+and tundra on the synthetic Alaska). The ensemble's calibration is the share of the reference
+inside the central 90 % interval of the forecast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.stats import norm
+
+from . import baselines as _baselines
+from . import metrics
+from .cube import TARGETS
+from .forecaster import Forecaster
+from .preprocess.plan import SPREAD_SUFFIX
+
+__all__ = [
+    "BASELINES",
+    "EXTRA_METRICS",
+    "SCOPES",
+    "evaluate",
+    "forecast_period",
+    "thaw_trend",
+    "to_markdown",
+]
+
+#: The baseline rows, in table order.
+BASELINES: tuple[str, ...] = ("persistence", "seasonal_persistence", "climatology")
+
+#: The scopes :func:`evaluate` scores in, in order.
+SCOPES: tuple[str, ...] = ("sites", "field")
+
+#: Metrics :func:`evaluate` adds to those of :func:`geocryo.metrics.score_table`.
+EXTRA_METRICS: tuple[str, ...] = ("coverage", "spread")
+
+#: Label of the zone row that pools every cell.
+ALL = "all"
+
+
+# ---------------------------------------------------------------------------------------------
+# Forecasts
+
+
+def _months_before(month: pd.Timestamp, months: int) -> pd.Timestamp:
+    return month - pd.DateOffset(months=months)
+
+
+def forecast_period(
+    model: Forecaster,
+    cube: xr.Dataset,
+    months: pd.DatetimeIndex,
+    horizon: int | None = None,
+    *,
+    progress: bool = True,
+) -> xr.Dataset:
+    """The model's forecasts of ``months``, predicting over no more of the record than needed.
+
+    :meth:`Forecaster.predict` forecasts every month of the cube it is given; the windows of a
+    few test years need only those years and the look-back before them. The values are those
+    of ``model.predict(cube, horizon)`` at ``months``.
+
+    Parameters
+    ----------
+    model
+        A fitted model.
+    cube
+        The cube it was fitted on (or one with the same variables).
+    months
+        The months to forecast, inside the cube's time axis.
+    horizon
+        Months between the last input month and the forecast month (default: the model's lead).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    xarray.Dataset
+        The targets and their ``*_std`` spreads on (time, y, x) over ``months``.
+    """
+    months = pd.DatetimeIndex(months)
+    horizon = model.spec.lead if horizon is None else int(horizon)
+    # A window reaches back lookback + horizon months; a roll-out needs the earlier months'
+    # own windows too, hence twice the horizon.
+    start = _months_before(months[0], model.spec.lookback + 2 * horizon)
+    window = cube.sel(time=slice(start, months[-1]))
+    return model.predict(window, horizon=horizon, progress=progress).sel(time=months)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _models(model: Forecaster | Mapping[str, Forecaster] | None) -> dict[str, Forecaster]:
+    if model is None:
+        return {}
+    if isinstance(model, Forecaster):
+        return {model.mode: model}
+    if isinstance(model, Mapping):
+        for name, value in model.items():
+            if not isinstance(value, Forecaster):
+                raise TypeError(
+                    f"model {name!r} is a {type(value).__name__}, not a fitted Forecaster; "
+                    "pass precomputed forecasts as predictions={name: dataset}"
+                )
+        return dict(model)
+    raise TypeError(
+        "model must be a Forecaster, a dict of named Forecasters or None, got "
+        f"{type(model).__name__}"
+    )
+
+
+def _periods(
+    models: dict[str, Forecaster], periods: Mapping[str, pd.DatetimeIndex] | None
+) -> dict[str, pd.DatetimeIndex]:
+    if periods is not None:
+        return {k: pd.DatetimeIndex(v) for k, v in periods.items()}
+    if not models:
+        raise ValueError(
+            "without a fitted model, pass periods= the split's months, e.g. "
+            "geocryo.TimeSplit().periods(cube.time)"
+        )
+    (first, reference), *others = models.items()
+    for name, other in others:
+        for part in ("train", "test"):
+            if not reference.periods[part].equals(other.periods[part]):
+                raise ValueError(
+                    f"models {first!r} and {name!r} were fitted with different {part} periods; "
+                    "fit them with the same split (and look-back) to compare them"
+                )
+    return dict(reference.periods)
+
+
+def _months(split: str | pd.DatetimeIndex, periods: dict[str, pd.DatetimeIndex]):
+    if isinstance(split, str):
+        if split not in periods:
+            raise ValueError(f"split must be one of {sorted(periods)}, got {split!r}")
+        return periods[split]
+    return pd.DatetimeIndex(split)
+
+
+def _check_covers(ds: xr.Dataset, months: pd.DatetimeIndex, what: str) -> None:
+    missing = months.difference(ds.indexes["time"])
+    if len(missing):
+        raise ValueError(
+            f"{what} lacks {len(missing)} of the evaluated months ({missing[0]:%Y-%m} first); "
+            f"it covers {ds.indexes['time'][0]:%Y-%m} to {ds.indexes['time'][-1]:%Y-%m}"
+        )
+
+
+def _zones(*sources: xr.Dataset) -> dict[str, xr.DataArray | None]:
+    """``{"all": None, label: mask}`` from the first ``zone`` field found, CF flags as labels."""
+    zones: dict[str, xr.DataArray | None] = {ALL: None}
+    field = next((ds["zone"] for ds in sources if ds is not None and "zone" in ds.variables), None)
+    if field is None:
+        return zones
+    field = field.reset_coords(drop=True)
+    if "flag_values" in field.attrs:
+        values = list(np.atleast_1d(field.attrs["flag_values"]))
+        meanings = str(field.attrs.get("flag_meanings", "")).split()
+        labels = meanings if len(meanings) == len(values) else [str(v) for v in values]
+    else:
+        values = [v for v in np.unique(np.asarray(field)) if not pd.isna(v)]
+        labels = [str(v) for v in values]
+    for value, label in zip(values, labels, strict=True):
+        zones[label] = field == value
+    return zones
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def _interval(forecast: xr.Dataset, names: Sequence[str], level: float):
+    """Central ``level`` interval of a Gaussian with the ensemble's mean and spread."""
+    z = float(norm.ppf(0.5 + level / 2))
+    lower, upper = xr.Dataset(), xr.Dataset()
+    for name in names:
+        spread = forecast.get(name + SPREAD_SUFFIX)
+        if spread is None:
+            continue
+        lower[name] = forecast[name] - z * spread
+        upper[name] = forecast[name] + z * spread
+    return lower, upper
+
+
+def _scope_table(
+    rows: dict[str, xr.Dataset],
+    reference: xr.Dataset,
+    target: str,
+    zones: dict[str, xr.DataArray | None],
+    level: float,
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Scores (zone, model, metric) of one target in one scope, and the pairs per zone.
+
+    Rows that do not forecast ``target`` get NaN and do not narrow the pairs of the others.
+    """
+    truth = reference[[target]]
+    forecasting = {name: ds for name, ds in rows.items() if target in ds.data_vars}
+    if not forecasting:
+        raise ValueError(f"no row forecasts {target!r}")
+    common = truth[target].notnull()
+    for forecast in forecasting.values():
+        common = common & forecast[target].notnull()
+    common = common.reset_coords(drop=True)
+    ref_name = "persistence" if "persistence" in forecasting else None
+    per_zone, pairs = [], []
+    for mask in zones.values():
+        where = common if mask is None else common & mask
+        table = metrics.score_table(
+            {name: ds[[target]] for name, ds in forecasting.items()},
+            truth,
+            reference=ref_name,
+            where=where,
+        )[target].reindex(model=list(rows))
+        if ref_name is None:
+            nan = xr.full_like(table.isel(metric=0, drop=True), np.nan)
+            table = xr.concat(
+                [table, nan.expand_dims(metric=[metrics.RMSE_REDUCTION])], dim="metric"
+            )
+        extra = []
+        for name, ds in rows.items():
+            lower, upper = _interval(ds, [target], level)
+            if target in lower and target in ds.data_vars:
+                covered = metrics.coverage(lower, upper, truth, where=where)[target]
+                covered = covered.reset_coords(drop=True)
+                variance = (ds[target + SPREAD_SUFFIX] ** 2).where(where)
+                spread = np.sqrt(variance.mean()).reset_coords(drop=True)
+            else:
+                covered = spread = xr.DataArray(np.nan)
+            extra.append(
+                xr.concat([covered, spread], dim="metric", coords="minimal", compat="override")
+                .assign_coords(metric=list(EXTRA_METRICS))
+                .expand_dims(model=[name])
+            )
+        table = xr.concat(
+            [table.reset_coords(drop=True), xr.concat(extra, dim="model")], dim="metric"
+        )
+        per_zone.append(table)
+        pairs.append(where.sum())
+    labels = list(zones)
+    return (
+        xr.concat(per_zone, dim="zone").assign_coords(zone=labels),
+        xr.concat(pairs, dim="zone").assign_coords(zone=labels),
+    )
+
+
+def evaluate(
+    model: Forecaster | Mapping[str, Forecaster] | None,
+    cube: xr.Dataset,
+    truth: xr.Dataset | None = None,
+    split: str | pd.DatetimeIndex = "test",
+    *,
+    baselines: Sequence[str] = BASELINES,
+    predictions: Mapping[str, xr.Dataset] | None = None,
+    periods: Mapping[str, pd.DatetimeIndex] | None = None,
+    horizon: int | None = None,
+    level: float = 0.9,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Score models and baselines per target, at the observed sites and on the complete field.
+
+    Parameters
+    ----------
+    model
+        A fitted :class:`~geocryo.Forecaster` (its row is named by its mode), a dict of them by
+        row name (``{"teacher_forcing": m1, "multimodal": m2}``), or ``None`` when
+        ``predictions`` holds every model row.
+    cube
+        The cube the models were fitted on: its in situ targets are the observations.
+    truth
+        Optional complete target fields (the synthetic Alaska's ``truth``): adds the ``field``
+        scope.
+    split
+        Which of the models' periods to score (``"test"``, ``"val"``, ``"train"``), or the months
+        themselves.
+    baselines
+        Baseline rows, from :data:`BASELINES`. What each sees at month ``t``, in the ``sites``
+        scope (the cube's observations) and the ``field`` scope (the truth):
+        ``persistence``, the value at ``t - horizon`` at that cell (NaN where it was not
+        observed); ``seasonal_persistence``, the value at ``t - 12``; ``climatology``, the mean
+        of that cell's values in ``t``'s calendar month over the training period.
+    predictions
+        Forecasts already computed, by row name: a model's forecast is used instead of
+        predicting again (pass the ones drawn for figures), and a name that is no model adds a
+        row. Each holds the targets and optionally ``<target>_std`` spreads, on the cube's grid.
+    periods
+        The split's months by part (``train`` is needed for climatology); default: the
+        models' own periods, which must agree.
+    horizon
+        Forecast horizon in months (default: the first model's lead, else 1); persistence
+        uses the same.
+    level
+        Probability of the ensemble interval whose coverage is reported.
+    progress
+        Show progress bars while predicting and scoring.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per target on (scope, zone, model, metric), in the target's units:
+
+        - ``scope``: ``sites`` (against observations) and, with a truth, ``field``;
+        - ``zone``: ``all`` and each zone of the cube's ``zone`` flags (``boreal``, ``tundra``);
+        - ``model``: the baselines, then the models, in order;
+        - ``metric``: ``mae``, ``mse``, ``rmse``, ``r2``, ``bias`` (forecast minus reference),
+          ``rmse_reduction`` (1 - rmse / rmse of persistence), ``coverage`` (share of the
+          reference inside the forecast's central ``level`` interval, mean ± z · spread for a
+          Gaussian with the ensemble's mean and standard deviation; NaN for rows without
+          spread) and ``spread`` (root mean square ensemble standard deviation, to set beside
+          the RMSE: about equal for a calibrated ensemble).
+
+        Coordinates ``<target>_pairs`` on (scope, zone) count the pairs scored, the same for
+        every row. A teacher-forcing model sees the target history only at the sites, so only
+        its ``sites`` scores are a fair test of it.
+    """
+    models = _models(model)
+    predictions = dict(predictions or {})
+    periods = _periods(models, periods)
+    months = _months(split, periods)
+    if not len(months):
+        raise ValueError(f"the {split!r} period has no months")
+    first = next(iter(models.values()), None)
+    horizon = int(horizon) if horizon is not None else (first.spec.lead if first else 1)
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
+    if not models and not predictions and not baselines:
+        raise ValueError("nothing to score: pass a model, predictions or baselines")
+    clash = sorted((set(models) | set(predictions)) & set(baselines))
+    if clash:
+        raise ValueError(f"rows {clash} would replace the baselines of that name; rename them")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1 (0.9 for a 90 % interval), got {level}")
+    _check_covers(cube, months, "the cube")
+
+    names = [n for n in TARGETS if n in cube.data_vars]
+    for name, forecaster in models.items():
+        if name not in predictions:
+            predictions[name] = forecast_period(
+                forecaster, cube, months, horizon, progress=progress
+            )
+    for name, forecast in predictions.items():
+        _check_covers(forecast, months, f"the forecast {name!r}")
+    names = [n for n in names if any(n in ds.data_vars for ds in predictions.values())] or names
+    if truth is not None:
+        _check_covers(truth, months, "the truth")
+        names = [n for n in names if n in truth.data_vars]
+    if not names:
+        raise ValueError(f"no target ({', '.join(TARGETS)}) is in both the cube and the forecasts")
+
+    references = {"sites": cube[names]}
+    if truth is not None:
+        references["field"] = truth[names]
+    zones = _zones(cube, truth)
+    scopes = {}
+    for scope, reference in references.items():
+        made = _baselines.baseline_forecasts(
+            reference, periods["train"], lead=horizon, names=list(baselines)
+        )
+        rows = {name: ds.sel(time=months) for name, ds in made.items()}
+        for name, forecast in predictions.items():
+            rows[name] = forecast.sel(time=months)
+        scopes[scope] = (rows, reference.sel(time=months))
+
+    variables, pairs = {}, {}
+    for target in names:
+        parts = [_scope_table(rows, ref, target, zones, level) for rows, ref in scopes.values()]
+        table = xr.concat([p[0] for p in parts], dim="scope").assign_coords(scope=list(scopes))
+        variables[target] = table.assign_attrs(
+            long_name=f"skill of {cube[target].attrs.get('long_name', target)}",
+            units=cube[target].attrs.get("units", ""),
+        )
+        pairs[f"{target}_pairs"] = xr.concat([p[1] for p in parts], dim="scope").assign_coords(
+            scope=list(scopes)
+        )
+    out = xr.Dataset(variables).assign_coords(pairs)
+    out = out.transpose("scope", "zone", "model", "metric")
+    lazy = any(var.chunks is not None for var in out.variables.values())
+    with _progress(progress and lazy):
+        out = out.compute()
+    for key in pairs:
+        out[key] = (
+            out[key]
+            .astype(np.int64)
+            .assign_attrs(long_name=f"pairs scored for {key.removesuffix('_pairs')}", units="1")
+        )
+    out.attrs = {
+        "title": "geocryo skill scores",
+        "split": split if isinstance(split, str) else "months given",
+        "period": f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}",
+        "horizon": horizon,
+        "level": level,
+        "reference": "persistence" if "persistence" in baselines else "none",
+        "interval": f"mean ± {norm.ppf(0.5 + level / 2):.3f} × ensemble standard deviation",
+        "sites": "against the in situ observations; baselines built from the observations",
+        "field": "against the complete truth; baselines built from the truth (an oracle)",
+    }
+    return out
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return nullcontext()
+    from tqdm.dask import TqdmCallback
+
+    return TqdmCallback(desc="scoring", unit="task", mininterval=0.5, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# For people
+
+
+def to_markdown(
+    evaluation: xr.Dataset,
+    *,
+    scope: str = "sites",
+    zone: str = ALL,
+    metrics_shown: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+) -> str:
+    """One scope and zone of :func:`evaluate`'s output as Markdown tables, one per target.
+
+    Parameters
+    ----------
+    evaluation
+        Output of :func:`evaluate`.
+    scope, zone
+        Which scope (``"sites"``, ``"field"``) and zone (``"all"``, ``"tundra"``, ...) to show.
+    metrics_shown
+        Columns to show (default: every metric); ``coverage`` and ``spread`` are n/a for
+        baselines.
+    models
+        Rows to show (default: every row).
+
+    Returns
+    -------
+    str
+        A ``### target [units]`` heading, the number of pairs scored, and a pipe table per
+        target.
+    """
+    for dim, value in (("scope", scope), ("zone", zone)):
+        if value not in evaluation[dim].values:
+            raise ValueError(
+                f"{dim} {value!r} is not in the evaluation; it has {list(evaluation[dim].values)}"
+            )
+    selection = evaluation.sel(scope=scope, zone=zone)
+    if metrics_shown is not None:
+        selection = selection.sel(metric=list(metrics_shown))
+    if models is not None:
+        selection = selection.sel(model=list(models))
+    what = "site-months" if scope == "sites" else "cell-months"
+    blocks = []
+    for name in selection.data_vars:
+        text = metrics.to_markdown(selection[[name]].reset_coords(drop=True))
+        heading, rest = text.split("\n", 1)
+        count = int(selection[f"{name}_pairs"])
+        blocks.append(f"{heading}\n\n{count:,} {what} scored by every row.\n{rest}")
+    return "\n".join(blocks)
+
+
+def thaw_trend(alt: xr.DataArray, *, min_years: int = 3) -> xr.DataArray:
+    """Trend of the active layer thickness per cell, in cm per decade.
+
+    The active layer thickness of a year is that year's largest monthly thaw depth; a year
+    counts only if all twelve of its months are finite. The trend is the least-squares slope
+    of a straight line through a cell's years.
+
+    Parameters
+    ----------
+    alt
+        Monthly thaw depth [cm] on (time, y, x), e.g. the truth or a model's forecast.
+    min_years
+        Cells with fewer complete years get NaN.
+
+    Returns
+    -------
+    xarray.DataArray
+        The slope on (y, x) in ``cm decade-1``, with the years used in ``attrs["years"]``.
+    """
+    if "time" not in alt.dims:
+        raise ValueError(f"alt needs a 'time' dim to have a trend, got dims {alt.dims}")
+    complete = alt.notnull().resample(time="YS").sum() == 12
+    annual = alt.resample(time="YS").max().where(complete)
+    years = annual["time"].dt.year.astype(np.float64)
+    valid = annual.notnull()
+    n = valid.sum("time")
+    x = years.where(valid)
+    x_mean = x.sum("time") / n
+    y_mean = annual.sum("time") / n
+    dx = (x - x_mean).where(valid, 0.0)
+    slope = (dx * (annual - y_mean).where(valid, 0.0)).sum("time") / (dx**2).sum("time")
+    trend = (10 * slope).where(n >= min_years)
+    used = years.values[np.asarray(valid.any([d for d in valid.dims if d != "time"]))]
+    return trend.rename("alt_trend").assign_attrs(
+        long_name="trend of the active layer thickness (yearly maximum thaw depth)",
+        units="cm decade-1",
+        years=f"{int(used.min())}-{int(used.max())}" if used.size else "none",
+    )

@@ -1,0 +1,258 @@
+"""geocryo.evaluate: scores checked against a direct numpy computation on a small world."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy.stats import norm
+
+import geocryo
+from geocryo.evaluate import evaluate, thaw_trend, to_markdown
+from geocryo.report import write_report
+
+NAMES = ["alt", "ch4_flux", "co2_flux"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    cube, truth = geocryo.synthetic.alaska(ny=8, nx=8, start="2000-01", end="2003-12", n_sites=20)
+    return cube.load(), truth.load()
+
+
+@pytest.fixture(scope="module")
+def periods(world):
+    return geocryo.TimeSplit(0.5, 0.25, 0.25, gap=2).periods(world[0].time, lookback=4)
+
+
+def _forecast(truth: xr.Dataset, noise: float, claimed: float, seed: int = 0) -> xr.Dataset:
+    """Truth plus Gaussian noise of ``noise`` x the field's std, claiming a spread ``claimed``."""
+    rng = np.random.default_rng(seed)
+    out = xr.Dataset(coords=truth.coords)
+    for name in NAMES:
+        scale = float(truth[name].std())
+        draw = rng.standard_normal(truth[name].shape).astype(np.float32)
+        out[name] = truth[name] + noise * scale * xr.DataArray(draw, dims=truth[name].dims)
+        out[name].attrs = truth[name].attrs
+        out[f"{name}_std"] = xr.full_like(truth[name], claimed * scale)
+    return out
+
+
+@pytest.fixture(scope="module")
+def forecast(world):
+    return _forecast(world[1], noise=0.2, claimed=0.2)
+
+
+@pytest.fixture(scope="module")
+def evaluation(world, periods, forecast):
+    cube, truth = world
+    return evaluate(
+        None, cube, truth, predictions={"noisy": forecast}, periods=periods, progress=False
+    )
+
+
+def _numpy_rows(reference: np.ndarray, time: pd.DatetimeIndex, train: pd.DatetimeIndex):
+    """Persistence, seasonal persistence and climatology of a (time, y, x) array, by hand."""
+    persistence = np.full_like(reference, np.nan)
+    persistence[1:] = reference[:-1]
+    seasonal = np.full_like(reference, np.nan)
+    seasonal[12:] = reference[:-12]
+    climatology = np.full_like(reference, np.nan)
+    in_train = time.isin(train)
+    for month in range(1, 13):
+        same = time.month == month
+        if (same & in_train).any():
+            with warnings.catch_warnings():
+                # cells never observed in that month give NaN (and numpy's warning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                climatology[same] = np.nanmean(reference[same & in_train], axis=0)
+    return {
+        "persistence": persistence,
+        "seasonal_persistence": seasonal,
+        "climatology": climatology,
+    }
+
+
+def _scores(f: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    error = f - t
+    mse = np.mean(error**2)
+    return {
+        "mae": np.mean(np.abs(error)),
+        "mse": mse,
+        "rmse": np.sqrt(mse),
+        "r2": 1 - np.sum(error**2) / np.sum((t - t.mean()) ** 2),
+        "bias": np.mean(error),
+    }
+
+
+@pytest.mark.parametrize("scope", ["sites", "field"])
+@pytest.mark.parametrize("zone", ["all", "tundra"])
+def test_scores_match_numpy(world, periods, forecast, evaluation, scope, zone):
+    cube, truth = world
+    time = cube.indexes["time"]
+    test = time.isin(periods["test"])
+    zone_mask = np.ones((8, 8), bool) if zone == "all" else cube.zone.values == 1
+    z = norm.ppf(0.95)
+    for name in NAMES:
+        source = cube if scope == "sites" else truth
+        reference = source[name].values.astype(np.float64)
+        rows = _numpy_rows(reference, time, periods["train"])
+        rows["noisy"] = forecast[name].values.astype(np.float64)
+        spread = forecast[f"{name}_std"].values.astype(np.float64)
+        valid = np.isfinite(reference) & test[:, None, None] & zone_mask
+        for row in rows.values():
+            valid &= np.isfinite(row)
+        got = evaluation[name].sel(scope=scope, zone=zone)
+        assert int(evaluation[f"{name}_pairs"].sel(scope=scope, zone=zone)) == valid.sum() > 5
+        expected = {row: _scores(values[valid], reference[valid]) for row, values in rows.items()}
+        for row, scores in expected.items():
+            for metric, value in scores.items():
+                np.testing.assert_allclose(
+                    float(got.sel(model=row, metric=metric)), value, rtol=1e-5, err_msg=row
+                )
+            np.testing.assert_allclose(
+                float(got.sel(model=row, metric="rmse_reduction")),
+                1 - scores["rmse"] / expected["persistence"]["rmse"],
+                rtol=1e-5,
+            )
+        inside = np.abs(reference[valid] - rows["noisy"][valid]) <= z * spread[valid]
+        np.testing.assert_allclose(float(got.sel(model="noisy", metric="coverage")), inside.mean())
+        np.testing.assert_allclose(
+            float(got.sel(model="noisy", metric="spread")),
+            np.sqrt(np.mean(spread[valid] ** 2)),
+            rtol=1e-6,
+        )
+
+
+def test_layout_rows_and_units(evaluation, periods):
+    assert list(evaluation.model.values) == [
+        "persistence",
+        "seasonal_persistence",
+        "climatology",
+        "noisy",
+    ]
+    assert list(evaluation.scope.values) == ["sites", "field"]
+    assert list(evaluation.zone.values) == ["all", "boreal", "tundra"]
+    assert evaluation.alt.attrs["units"] == "cm"
+    assert evaluation.alt_pairs.attrs["units"] == "1"
+    assert evaluation.co2_flux.dims == ("scope", "zone", "model", "metric")
+    # The field scope scores every cell of every test month; the sites far fewer.
+    field = evaluation.alt_pairs.sel(scope="field", zone="all")
+    assert field == 8 * 8 * len(periods["test"])
+    assert evaluation.alt_pairs.sel(scope="sites", zone="all") < field / 4
+    # Zones partition the cells.
+    for scope in ("sites", "field"):
+        pairs = evaluation.alt_pairs.sel(scope=scope)
+        assert pairs.sel(zone="all") == pairs.sel(zone="boreal") + pairs.sel(zone="tundra")
+
+
+def test_calibration(world, periods):
+    """A Gaussian forecast with the right spread covers about 90 %; an over-confident one, less."""
+    cube, truth = world
+    honest = _forecast(truth, noise=0.3, claimed=0.3, seed=1)
+    overconfident = _forecast(truth, noise=0.3, claimed=0.075, seed=1)
+    table = evaluate(
+        None,
+        cube,
+        truth,
+        predictions={"honest": honest, "overconfident": overconfident},
+        periods=periods,
+        baselines=["persistence"],
+        progress=False,
+    )
+    for name in NAMES:
+        coverage = table[name].sel(metric="coverage")
+        assert coverage.sel(model="persistence").isnull().all()  # no spread, no interval
+        models = coverage.sel(model=["honest", "overconfident"])
+        assert ((models >= 0) & (models <= 1)).all()
+        assert abs(float(coverage.sel(model="honest", scope="field", zone="all")) - 0.9) < 0.04
+        assert float(coverage.sel(model="overconfident", scope="field", zone="all")) < 0.4
+        # Spread about equal to the RMSE for the honest one: a calibrated ensemble.
+        row = table[name].sel(model="honest", scope="field", zone="all")
+        ratio = float(row.sel(metric="spread") / row.sel(metric="rmse"))
+        assert 0.9 < ratio < 1.1
+
+
+def test_without_truth_only_the_sites(world, periods, forecast):
+    cube, _ = world
+    table = evaluate(None, cube, predictions={"noisy": forecast}, periods=periods, progress=False)
+    assert list(table.scope.values) == ["sites"]
+    assert np.isfinite(table.alt.sel(metric="rmse")).all()
+
+
+def test_refuses_bad_input(world, periods, forecast):
+    cube, truth = world
+    with pytest.raises(ValueError, match="periods="):
+        evaluate(None, cube, truth, predictions={"noisy": forecast})
+    with pytest.raises(ValueError, match="unknown baselines"):
+        evaluate(None, cube, predictions={"f": forecast}, periods=periods, baselines=["mean"])
+    with pytest.raises(ValueError, match="split must be one of"):
+        evaluate(None, cube, predictions={"f": forecast}, periods=periods, split="future")
+    short = truth.isel(time=slice(0, 30))
+    with pytest.raises(ValueError, match="the truth lacks"):
+        evaluate(None, cube, short, predictions={"f": forecast}, periods=periods)
+    with pytest.raises(ValueError, match="would replace the baselines"):
+        evaluate(None, cube, predictions={"climatology": forecast}, periods=periods)
+    with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        evaluate(None, cube, predictions={"f": forecast}, periods=periods, level=90)
+    with pytest.raises(TypeError, match="Forecaster"):
+        evaluate({"f": forecast}, cube, periods=periods)
+
+
+def test_to_markdown(evaluation):
+    text = to_markdown(evaluation, scope="field", zone="tundra")
+    pairs = int(evaluation.ch4_flux_pairs.sel(scope="field", zone="tundra"))
+    assert "### ch4_flux [nmol m-2 s-1]" in text
+    assert f"{pairs:,} cell-months scored by every row" in text
+    assert "| noisy |" in text and "| persistence |" in text
+    with pytest.raises(ValueError, match="zone 'arctic'"):
+        to_markdown(evaluation, zone="arctic")
+
+
+def test_thaw_trend_recovers_a_known_slope():
+    time = pd.date_range("2000-01", "2009-12", freq="MS")
+    years = time.year.values - 2000
+    season = np.clip(np.sin(np.pi * (time.month.values - 4) / 6), 0, None)  # thaw May-Sep
+    slope = np.array([[0.5, 2.0], [-1.0, 0.0]])  # cm per year, per cell
+    depth = season[:, None, None] * (40 + slope[None] * years[:, None, None])
+    alt = xr.DataArray(depth, dims=("time", "y", "x"), coords={"time": time}, attrs={"units": "cm"})
+    alt[:5, 0, 0] = np.nan  # an incomplete first year is left out, not read as a shallow one
+    trend = thaw_trend(alt)
+    np.testing.assert_allclose(trend.values, 10 * slope, atol=1e-9)
+    assert trend.attrs["units"] == "cm decade-1"
+    assert trend.attrs["years"] == "2000-2009"
+    assert thaw_trend(alt.isel(time=slice(0, 24))).isnull().all()  # two years: too few
+
+
+def test_a_row_without_a_target_leaves_the_others_alone(world, periods, forecast, evaluation):
+    cube, truth = world
+    alt_only = forecast[["alt", "alt_std"]]
+    table = evaluate(
+        None,
+        cube,
+        truth,
+        predictions={"noisy": forecast, "alt_only": alt_only},
+        periods=periods,
+        progress=False,
+    )
+    assert table.ch4_flux.sel(model="alt_only").isnull().all()
+    assert np.isfinite(table.alt.sel(model="alt_only", metric="rmse")).all()
+    xr.testing.assert_allclose(
+        table.ch4_flux.sel(model="noisy"), evaluation.ch4_flux.sel(model="noisy")
+    )
+
+
+def test_write_report(evaluation, tmp_path):
+    (tmp_path / "skill.png").write_bytes(b"\x89PNG")  # the report links files; it reads none
+    text = write_report(tmp_path, evaluation, figures={"Skill": "skill.png"}, title="t")
+    assert (tmp_path / "report.md").read_text() == text
+    assert "![Skill](skill.png)" in text
+    for heading in ("Skill at the observed sites", "Skill on the full field", "Skill by zone"):
+        assert f"## {heading}" in text
+    # The calibration table holds the evaluation's coverage.
+    covered = float(evaluation.alt.sel(scope="field", zone="all", model="noisy", metric="coverage"))
+    assert f"| noisy | field | {covered:.2f} (" in text
+    assert "noisy RMSE vs naive persistence: at the sites alt -" in text
+    with pytest.raises(FileNotFoundError, match="no file at"):
+        write_report(tmp_path, evaluation, figures={"Maps": "maps.png"})
