@@ -254,15 +254,19 @@ def test_channels_by_mode(cube):
     assert groups["forcing"] == [
         "air_temperature",
         "precipitation",
-        "snow_depth",
         "shortwave_radiation",
+        "snow_depth",
     ]
-    assert groups["static"] == ["elevation", "wetland_fraction", "soil_organic_carbon"]
+    assert groups["static"] == ["elevation", "soil_organic_carbon", "wetland_fraction"]
     rs = groups["remote_sensing"]
     assert rs[:8] == [
         *("lst", "lst_missing", "ndvi", "ndvi_missing"),
-        *("soil_moisture", "soil_moisture_missing", "sar_alt", "sar_alt_missing"),
+        *("sar_alt", "sar_alt_missing", "soil_moisture", "soil_moisture_missing"),
     ]
+    # Channels follow the names, not the order the dataset lists its variables in (a Zarr
+    # store gives them back in any order).
+    shuffled = cube[list(cube.data_vars)[::-1]]
+    assert stream(shuffled).channels == groups
     assert rs[8] == "hyperspectral_reflectance_0" and len(rs) == 8 + 64 + 1
     batch = next(iter(multimodal))
     for group, names in groups.items():

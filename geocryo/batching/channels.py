@@ -87,7 +87,8 @@ class Layout:
         by its missing indicator) and are excluded from the features.
     mode
         ``"teacher_forcing"`` (history only) or ``"multimodal"`` (history, then one group per
-        modality of the features, in the order of :data:`geocryo.cube.MODALITIES`).
+        modality of the features, in the order of :data:`geocryo.cube.MODALITIES`, each with
+        its variables in name order).
     indicate_missing
         Modalities whose variables get a missing-indicator channel (1 where the value is
         missing; for a variable with an extra dim, where any of its channels is missing).
@@ -135,6 +136,11 @@ class Layout:
                         f"one of {MODALITIES} (or drop the variable) to use mode='multimodal'"
                     )
                 members.setdefault(modality, []).append(str(name))
+        # Features in name order: a store's variables come back in any order (Zarr v3 lists a
+        # group's members as the file system does), and the channels must not follow it.
+        for group in members:
+            if group != HISTORY:
+                members[group].sort()
         order = [HISTORY, *MODALITIES]
         self.groups: dict[str, _Group] = {}
         for group in sorted(members, key=order.index):
