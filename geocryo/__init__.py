@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import accessor as accessor  # registers the ds.geocryo accessor
 from . import baselines as baselines
 from . import bayesopt as bayesopt
 from . import metrics as metrics

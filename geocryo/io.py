@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import dask.base
@@ -16,6 +17,9 @@ import numpy as np
 import xarray as xr
 
 from .cube import validate
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["default_chunks", "open_zarr", "write_stores", "write_zarr"]
 
@@ -70,6 +74,7 @@ def write_zarr(
     chunks: Mapping[str, int] | None = None,
     progress: bool = True,
     validate_cube: bool = True,
+    client: Client | None = None,
 ) -> Path:
     """Write a cube to a Zarr v3 store, atomically.
 
@@ -91,6 +96,12 @@ def write_zarr(
         Show a progress bar while chunks are written.
     validate_cube
         Check the cube conventions first (metadata only, computes nothing).
+    client
+        A :class:`dask.distributed.Client` whose workers write the chunks; by default the
+        active client if there is one (``Client()`` makes itself the default), else the local
+        threaded scheduler. Workers write to ``path`` themselves, so it must be a file system
+        they share with the caller (the same machine, or a shared disk on a cluster). The
+        progress bar shows on the local scheduler only; a client has its dashboard.
 
     Returns
     -------
@@ -103,6 +114,7 @@ def write_zarr(
         chunks=chunks,
         progress=progress,
         validate_cube=validate_cube,
+        client=client,
     )
     return out
 
@@ -114,6 +126,7 @@ def write_stores(
     chunks: Mapping[str, int] | None = None,
     progress: bool = True,
     validate_cube: bool = True,
+    client: Client | None = None,
 ) -> list[Path]:
     """Write several datasets to Zarr v3 stores in one pass, each atomically.
 
@@ -168,7 +181,7 @@ def write_stores(
                 )
         names = ", ".join(path.name for path, _, _ in plans)
         with _progress(progress, f"writing {names}"):
-            _compute(jobs)
+            _compute(jobs, client)
         _swap_in(staged)
     except BaseException:
         for _, staging, _ in staged:
@@ -197,15 +210,26 @@ def _swap_in(staged: list[tuple[Path, Path, Path]]) -> None:
         raise
 
 
-def _compute(jobs: list) -> None:
-    """Compute the write jobs; on the local threaded scheduler, in a private thread pool that is
-    drained before returning.
+def _compute(jobs: list, client: Client | None = None) -> None:
+    """Compute the write jobs: on ``client`` or the active distributed client if any; on the
+    local threaded scheduler, in a private thread pool that is drained before returning.
 
     When one chunk fails, dask raises at once while the other chunks in flight keep running;
     draining the pool keeps such stragglers from writing (and recreating the staging store)
-    after the failure has been cleaned up.
+    after the failure has been cleaned up. On a client, the chunks not yet started are
+    cancelled; the few already running on workers finish on their own.
     """
     scheduler = dask.base.get_scheduler(collections=jobs)
+    if client is None:
+        client = _distributed_client(scheduler)
+    if client is not None:
+        futures = client.compute(jobs)
+        try:
+            client.gather(futures)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return
     if scheduler is not dask.threaded.get or dask.config.get("pool", None) is not None:
         dask.compute(*jobs)
         return
@@ -215,6 +239,16 @@ def _compute(jobs: list) -> None:
         dask.compute(*jobs, pool=pool)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _distributed_client(scheduler) -> Client | None:
+    """The :class:`distributed.Client` behind a dask scheduler (its bound ``get``), or None."""
+    owner = getattr(scheduler, "__self__", None)
+    if owner is None:
+        return None
+    from distributed import Client
+
+    return owner if isinstance(owner, Client) else None
 
 
 @contextlib.contextmanager

@@ -199,7 +199,10 @@ def project(var: xr.DataArray, projection: Projection, output_dtype) -> xr.DataA
     mean = xr.DataArray(projection.mean.astype(output_dtype), dims=[dim])
     weights = xr.DataArray(projection.components.astype(output_dtype), dims=["component", dim])
     var = var.drop_vars([c for c in var.coords if dim in var[c].dims])
-    scores = xr.dot(var - mean, weights, dim=dim)
+    # Products summed by numpy over the bands, not a BLAS dot: BLAS splits its sums over as many
+    # threads as it has, so the scores would differ in the last bits between the local scheduler
+    # and single-threaded dask workers.
+    scores = ((var - mean) * weights).sum(dim, skipna=False)  # a missing band: NaN scores
     order = [d for d in var.dims if d != dim]
     order.insert(order.index("y"), "component")
     return scores.transpose(*order)
