@@ -83,3 +83,18 @@ class TaskCounter(Callback):
 def task_counter() -> TaskCounter:
     """A fresh :class:`TaskCounter`; use it as ``with task_counter: ...``."""
     return TaskCounter()
+
+
+@pytest.fixture(scope="session")
+def tiny_world() -> tuple[xr.Dataset, xr.Dataset]:
+    """An 8 x 8 synthetic Alaska over 2000-2003 with 20 sites, loaded: (cube, truth)."""
+    cube, truth = synthetic.alaska(ny=8, nx=8, start="2000-01", end="2003-12", n_sites=20)
+    return cube.load(), truth.load()
+
+
+@pytest.fixture(scope="session")
+def tiny_periods(tiny_world):
+    """A 50/25/25 split of :func:`tiny_world` for a look-back of 4 months."""
+    from geocryo.preprocess import TimeSplit
+
+    return TimeSplit(0.5, 0.25, 0.25, gap=2).periods(tiny_world[0].time, lookback=4)

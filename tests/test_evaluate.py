@@ -1,4 +1,4 @@
-"""geocryo.evaluate: scores checked against a direct numpy computation on a small world."""
+"""geocryo.evaluate: scores checked against a direct numpy computation on a small tiny_world."""
 
 import warnings
 
@@ -8,22 +8,10 @@ import pytest
 import xarray as xr
 from scipy.stats import norm
 
-import geocryo
 from geocryo.evaluate import evaluate, thaw_trend, to_markdown
 from geocryo.report import write_report
 
 NAMES = ["alt", "ch4_flux", "co2_flux"]
-
-
-@pytest.fixture(scope="module")
-def world():
-    cube, truth = geocryo.synthetic.alaska(ny=8, nx=8, start="2000-01", end="2003-12", n_sites=20)
-    return cube.load(), truth.load()
-
-
-@pytest.fixture(scope="module")
-def periods(world):
-    return geocryo.TimeSplit(0.5, 0.25, 0.25, gap=2).periods(world[0].time, lookback=4)
 
 
 def _forecast(truth: xr.Dataset, noise: float, claimed: float, seed: int = 0) -> xr.Dataset:
@@ -40,15 +28,15 @@ def _forecast(truth: xr.Dataset, noise: float, claimed: float, seed: int = 0) ->
 
 
 @pytest.fixture(scope="module")
-def forecast(world):
-    return _forecast(world[1], noise=0.2, claimed=0.2)
+def forecast(tiny_world):
+    return _forecast(tiny_world[1], noise=0.2, claimed=0.2)
 
 
 @pytest.fixture(scope="module")
-def evaluation(world, periods, forecast):
-    cube, truth = world
+def evaluation(tiny_world, tiny_periods, forecast):
+    cube, truth = tiny_world
     return evaluate(
-        None, cube, truth, predictions={"noisy": forecast}, periods=periods, progress=False
+        None, cube, truth, predictions={"noisy": forecast}, periods=tiny_periods, progress=False
     )
 
 
@@ -88,16 +76,16 @@ def _scores(f: np.ndarray, t: np.ndarray) -> dict[str, float]:
 
 @pytest.mark.parametrize("scope", ["sites", "field"])
 @pytest.mark.parametrize("zone", ["all", "tundra"])
-def test_scores_match_numpy(world, periods, forecast, evaluation, scope, zone):
-    cube, truth = world
+def test_scores_match_numpy(tiny_world, tiny_periods, forecast, evaluation, scope, zone):
+    cube, truth = tiny_world
     time = cube.indexes["time"]
-    test = time.isin(periods["test"])
+    test = time.isin(tiny_periods["test"])
     zone_mask = np.ones((8, 8), bool) if zone == "all" else cube.zone.values == 1
     z = norm.ppf(0.95)
     for name in NAMES:
         source = cube if scope == "sites" else truth
         reference = source[name].values.astype(np.float64)
-        rows = _numpy_rows(reference, time, periods["train"])
+        rows = _numpy_rows(reference, time, tiny_periods["train"])
         rows["noisy"] = forecast[name].values.astype(np.float64)
         spread = forecast[f"{name}_std"].values.astype(np.float64)
         valid = np.isfinite(reference) & test[:, None, None] & zone_mask
@@ -125,7 +113,7 @@ def test_scores_match_numpy(world, periods, forecast, evaluation, scope, zone):
         )
 
 
-def test_layout_rows_and_units(evaluation, periods):
+def test_layout_rows_and_units(evaluation, tiny_periods):
     assert list(evaluation.model.values) == [
         "persistence",
         "seasonal_persistence",
@@ -139,7 +127,7 @@ def test_layout_rows_and_units(evaluation, periods):
     assert evaluation.co2_flux.dims == ("scope", "zone", "model", "metric")
     # The field scope scores every cell of every test month; the sites far fewer.
     field = evaluation.alt_pairs.sel(scope="field", zone="all")
-    assert field == 8 * 8 * len(periods["test"])
+    assert field == 8 * 8 * len(tiny_periods["test"])
     assert evaluation.alt_pairs.sel(scope="sites", zone="all") < field / 4
     # Zones partition the cells.
     for scope in ("sites", "field"):
@@ -147,9 +135,9 @@ def test_layout_rows_and_units(evaluation, periods):
         assert pairs.sel(zone="all") == pairs.sel(zone="boreal") + pairs.sel(zone="tundra")
 
 
-def test_calibration(world, periods):
+def test_calibration(tiny_world, tiny_periods):
     """A Gaussian forecast with the right spread covers about 90 %; an over-confident one, less."""
-    cube, truth = world
+    cube, truth = tiny_world
     honest = _forecast(truth, noise=0.3, claimed=0.3, seed=1)
     overconfident = _forecast(truth, noise=0.3, claimed=0.075, seed=1)
     table = evaluate(
@@ -157,7 +145,7 @@ def test_calibration(world, periods):
         cube,
         truth,
         predictions={"honest": honest, "overconfident": overconfident},
-        periods=periods,
+        periods=tiny_periods,
         baselines=["persistence"],
         progress=False,
     )
@@ -174,30 +162,32 @@ def test_calibration(world, periods):
         assert 0.9 < ratio < 1.1
 
 
-def test_without_truth_only_the_sites(world, periods, forecast):
-    cube, _ = world
-    table = evaluate(None, cube, predictions={"noisy": forecast}, periods=periods, progress=False)
+def test_without_truth_only_the_sites(tiny_world, tiny_periods, forecast):
+    cube, _ = tiny_world
+    table = evaluate(
+        None, cube, predictions={"noisy": forecast}, periods=tiny_periods, progress=False
+    )
     assert list(table.scope.values) == ["sites"]
     assert np.isfinite(table.alt.sel(metric="rmse")).all()
 
 
-def test_refuses_bad_input(world, periods, forecast):
-    cube, truth = world
+def test_refuses_bad_input(tiny_world, tiny_periods, forecast):
+    cube, truth = tiny_world
     with pytest.raises(ValueError, match="periods="):
         evaluate(None, cube, truth, predictions={"noisy": forecast})
     with pytest.raises(ValueError, match="unknown baselines"):
-        evaluate(None, cube, predictions={"f": forecast}, periods=periods, baselines=["mean"])
+        evaluate(None, cube, predictions={"f": forecast}, periods=tiny_periods, baselines=["mean"])
     with pytest.raises(ValueError, match="split must be one of"):
-        evaluate(None, cube, predictions={"f": forecast}, periods=periods, split="future")
+        evaluate(None, cube, predictions={"f": forecast}, periods=tiny_periods, split="future")
     short = truth.isel(time=slice(0, 30))
     with pytest.raises(ValueError, match="the truth lacks"):
-        evaluate(None, cube, short, predictions={"f": forecast}, periods=periods)
+        evaluate(None, cube, short, predictions={"f": forecast}, periods=tiny_periods)
     with pytest.raises(ValueError, match="would replace the baselines"):
-        evaluate(None, cube, predictions={"climatology": forecast}, periods=periods)
+        evaluate(None, cube, predictions={"climatology": forecast}, periods=tiny_periods)
     with pytest.raises(ValueError, match="level must be between 0 and 1"):
-        evaluate(None, cube, predictions={"f": forecast}, periods=periods, level=90)
+        evaluate(None, cube, predictions={"f": forecast}, periods=tiny_periods, level=90)
     with pytest.raises(TypeError, match="Forecaster"):
-        evaluate({"f": forecast}, cube, periods=periods)
+        evaluate({"f": forecast}, cube, periods=tiny_periods)
 
 
 def test_to_markdown(evaluation):
@@ -225,15 +215,17 @@ def test_thaw_trend_recovers_a_known_slope():
     assert thaw_trend(alt.isel(time=slice(0, 24))).isnull().all()  # two years: too few
 
 
-def test_a_row_without_a_target_leaves_the_others_alone(world, periods, forecast, evaluation):
-    cube, truth = world
+def test_a_row_without_a_target_leaves_the_others_alone(
+    tiny_world, tiny_periods, forecast, evaluation
+):
+    cube, truth = tiny_world
     alt_only = forecast[["alt", "alt_std"]]
     table = evaluate(
         None,
         cube,
         truth,
         predictions={"noisy": forecast, "alt_only": alt_only},
-        periods=periods,
+        periods=tiny_periods,
         progress=False,
     )
     assert table.ch4_flux.sel(model="alt_only").isnull().all()

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import geocryo
 from geocryo import plots
 from geocryo.evaluate import evaluate, thaw_trend
 
@@ -14,20 +13,9 @@ NAMES = ["alt", "ch4_flux", "co2_flux"]
 
 
 @pytest.fixture(scope="module")
-def world():
-    cube, truth = geocryo.synthetic.alaska(ny=8, nx=8, start="2000-01", end="2003-12", n_sites=20)
-    return cube.load(), truth.load()
-
-
-@pytest.fixture(scope="module")
-def periods(world):
-    return geocryo.TimeSplit(0.5, 0.25, 0.25, gap=2).periods(world[0].time, lookback=4)
-
-
-@pytest.fixture(scope="module")
-def forecast(world):
+def forecast(tiny_world):
     """A forecast on the truth's grid: the truth plus noise, with a spread, in the truth's units."""
-    truth = world[1]
+    truth = tiny_world[1]
     rng = np.random.default_rng(0)
     out = xr.Dataset(coords=truth.coords)
     for name in NAMES:
@@ -41,10 +29,15 @@ def forecast(world):
 
 
 @pytest.fixture(scope="module")
-def evaluation(world, periods, forecast):
-    cube, truth = world
+def evaluation(tiny_world, tiny_periods, forecast):
+    cube, truth = tiny_world
     return evaluate(
-        None, cube, truth, predictions={"multimodal": forecast}, periods=periods, progress=False
+        None,
+        cube,
+        truth,
+        predictions={"multimodal": forecast},
+        periods=tiny_periods,
+        progress=False,
     )
 
 
@@ -64,8 +57,8 @@ def test_units_label():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_field_maps(world, forecast, name):
-    cube, truth = world
+def test_field_maps(tiny_world, forecast, name):
+    cube, truth = tiny_world
     fig = plots.field_maps(
         forecast, name, "2003-08", truth=truth, sites=plots.observed_sites(cube, name)
     )
@@ -100,8 +93,8 @@ def test_field_maps_without_truth_show_prediction_and_spread(forecast):
         plots.field_maps(forecast, "alt", "2010-08")
 
 
-def test_site_series(world, forecast):
-    cube, truth = world
+def test_site_series(tiny_world, forecast):
+    cube, truth = tiny_world
     test = forecast.sel(time=slice("2003-01", None))
     fig = plots.site_series({"multimodal": test}, cube, "ch4_flux", truth=truth, sites=3)
     panels = _panels(fig)
@@ -140,8 +133,8 @@ def test_skill_bars_show_the_table(evaluation):
     assert labels[0] == "ref." and labels[-1] == f"{-100 * reduction:+.0f}%"
 
 
-def test_trend_maps(world, forecast):
-    _, truth = world
+def test_trend_maps(tiny_world, forecast):
+    _, truth = tiny_world
     fig = plots.trend_maps({"truth": truth.alt, "multimodal": forecast.alt})
     panels, bars = _panels(fig), _colorbars(fig)
     assert len(panels) == 2 and len(bars) == 2
@@ -151,13 +144,13 @@ def test_trend_maps(world, forecast):
     assert panels[0].collections[0].get_clim() == panels[1].collections[0].get_clim()
 
 
-def test_loss_curves_refuse_what_is_not_a_history(world):
+def test_loss_curves_refuse_what_is_not_a_history(tiny_world):
     with pytest.raises(ValueError, match="not a geocryo training history"):
-        plots.loss_curves({"model": world[1]})
+        plots.loss_curves({"model": tiny_world[1]})
 
 
-def test_save_writes_a_png(tmp_path, forecast, world):
-    fig = plots.field_maps(forecast, "alt", "2003-08", truth=world[1])
+def test_save_writes_a_png(tmp_path, forecast, tiny_world):
+    fig = plots.field_maps(forecast, "alt", "2003-08", truth=tiny_world[1])
     path = plots.save(fig, tmp_path / "maps" / "alt.png", dpi=80)
     image = matplotlib.image.imread(path)
     height, width = image.shape[:2]
@@ -165,8 +158,8 @@ def test_save_writes_a_png(tmp_path, forecast, world):
     assert image.std() > 0.05  # not a blank canvas
 
 
-def test_a_signed_flux_is_white_at_zero(world, forecast):
-    fig = plots.field_maps(forecast, "co2_flux", "2003-08", truth=world[1])  # both signs
+def test_a_signed_flux_is_white_at_zero(tiny_world, forecast):
+    fig = plots.field_maps(forecast, "co2_flux", "2003-08", truth=tiny_world[1])  # both signs
     mesh = _panels(fig)[0].collections[0]
     assert mesh.norm.vmin < 0 < mesh.norm.vmax
     np.testing.assert_allclose(mesh.norm(0.0), 0.5)  # the middle of the diverging map
