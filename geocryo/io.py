@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -11,10 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dask
+import dask.array as da
 import dask.base
 import dask.threaded
 import numpy as np
 import xarray as xr
+import zarr
+import zarr.api.asynchronous
+from dask.array.optimization import optimize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+from xarray.backends.zarr import encode_zarr_variable
+from zarr.core.sync import sync
 
 from .cube import validate
 
@@ -53,14 +62,20 @@ def _prepare(ds: xr.Dataset, chunks: Mapping[str, int]) -> tuple[xr.Dataset, dic
     encoding: dict[str, dict] = {}
     for name in list(ds.variables):
         var = ds[name]
-        # Encodings carried over from another store (chunks, codecs) would fight the new layout.
-        keep = ("units", "calendar", "dtype")
+        # How values are encoded (times, packed integers and their fill values) carries over;
+        # how they were laid out in another store (chunks, codecs) would fight the new layout.
+        keep = ("units", "calendar", "dtype", "scale_factor", "add_offset", "_FillValue")
         var.encoding = {k: v for k, v in var.encoding.items() if k in keep}
         ds[name] = var
-    ds = ds.chunk({dim: chunks.get(dim, -1) for dim in ds.dims})
+    # A fresh token names the chunks of in-memory variables; without one dask would hash
+    # every byte of them to name their chunks.
+    ds = ds.chunk({dim: chunks.get(dim, -1) for dim in ds.dims}, token=uuid.uuid4().hex)
     for name, var in ds.data_vars.items():
-        enc: dict = {"chunks": tuple(chunks.get(dim, var.sizes[dim]) for dim in var.dims)}
-        if np.issubdtype(var.dtype, np.floating):
+        # xarray takes a variable's encoding from here alone, in place of its own
+        enc = dict(var.encoding)
+        enc["chunks"] = tuple(chunks.get(dim, var.sizes[dim]) for dim in var.dims)
+        stored = np.dtype(enc.get("dtype", var.dtype))
+        if np.issubdtype(stored, np.floating) and "_FillValue" not in enc:
             enc["fill_value"] = np.nan
         encoding[name] = enc
     return ds, encoding
@@ -159,26 +174,22 @@ def write_stores(
     tag = uuid.uuid4().hex[:8]
     staged: list[tuple[Path, Path, Path]] = []
     try:
-        jobs = []
-        # Each store's write graph is optimized on its own as it is built; fusing would rename
-        # the tasks that stores share, and they would run once per store. Leave those unfused.
-        shared = len(plans) > 1
-        with dask.config.set(array_optimize=False) if shared else contextlib.nullcontext():
-            for path, ds, encoding in plans:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                staging = path.with_name(f".{path.name}.writing-{tag}")
-                retired = path.with_name(f".{path.name}.replaced-{tag}")
-                staged.append((path, staging, retired))
-                jobs.append(
-                    ds.to_zarr(
-                        staging,
-                        mode="w-",
-                        encoding=encoding,
-                        consolidated=False,
-                        zarr_format=3,
-                        compute=False,
-                    )
-                )
+        lazy = []
+        for path, ds, encoding in plans:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_name(f".{path.name}.writing-{tag}")
+            staged.append((path, staging, path.with_name(f".{path.name}.replaced-{tag}")))
+            # The metadata now; the chunks below, every store's in one graph.
+            ds.to_zarr(
+                staging,
+                mode="w-",
+                encoding=encoding,
+                consolidated=False,
+                zarr_format=3,
+                compute=False,
+            )
+            lazy.append((staging, ds, encoding))
+        jobs = [_chunk_writes(lazy)]
         names = ", ".join(path.name for path, _, _ in plans)
         with _progress(progress, f"writing {names}"):
             _compute(jobs, client)
@@ -190,6 +201,73 @@ def write_stores(
     for _, _, retired in staged:
         shutil.rmtree(retired, ignore_errors=True)
     return [path for path, _, _ in staged]
+
+
+def _encoded(name, var: xr.Variable, encoding: dict) -> xr.Variable:
+    """``var`` as its store holds it (CF-encoded as xarray encodes it: times, dtypes, fill
+    values), still lazy."""
+    var = var.copy(deep=False)
+    if encoding:  # what to_zarr was given replaces the variable's own, as in xarray
+        var.encoding = {k: v for k, v in encoding.items() if k not in ("chunks", "fill_value")}
+    return encode_zarr_variable(var, name=name, zarr_format=3)
+
+
+def _chunk_writes(stores: list[tuple[Path, xr.Dataset, dict]]) -> Delayed:
+    """The chunks of every store, written by one task per block of the cube.
+
+    A block is one chunk index over the same dims (one tile of months x cells, say): its task
+    writes the chunk of every variable there concurrently through zarr's asynchronous API, so
+    that encoding and compressing them runs in parallel while the scheduler's threads compute
+    the next blocks. Tasks that stores share run once.
+    """
+    sources = [
+        (staging, name, var.dims, _encoded(name, var, encoding.get(name, {})).data)
+        for staging, ds, encoding in stores
+        for name, var in ds.variables.items()
+        if isinstance(var.data, da.Array)
+    ]
+    arrays = [data for *_, data in sources]
+    # Optimized as one graph, so that a task several chunks share (a block of the synthetic
+    # cube that yields all its variables) is not fused into each of them, and runs once.
+    keys = list(dask.core.flatten([array.__dask_keys__() for array in arrays]))
+    graph = optimize(HighLevelGraph.merge(*[array.__dask_graph__() for array in arrays]), keys)
+    blocks: dict[tuple, list] = {}
+    for staging, name, dims, array in sources:
+        edges = [np.cumsum((0, *sizes)) for sizes in array.chunks]
+        for index in np.ndindex(*array.numblocks):
+            region = tuple(
+                slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, index, strict=True)
+            )
+            blocks.setdefault((staging, dims, index), []).append(
+                (name, region, (array.name, *index))
+            )
+    name = f"write-chunks-{uuid.uuid4().hex}"
+    layer: dict = {}
+    for n, ((staging, _, _), chunks) in enumerate(blocks.items()):
+        targets = [(variable, region) for variable, region, _ in chunks]
+        layer[(name, n)] = (_write_chunks, str(staging), targets, *[key for *_, key in chunks])
+    layer[name] = (len, list(layer))  # done when every block is
+    return Delayed(name, {**graph, **layer})
+
+
+def _write_chunks(store: str, targets: list[tuple[str, tuple[slice, ...]]], *chunks) -> None:
+    """Write ``chunks`` to their ``(variable, region)`` targets in ``store``, concurrently."""
+
+    async def write() -> None:
+        arrays = await asyncio.gather(
+            *[
+                zarr.api.asynchronous.open_array(store=store, path=variable, mode="r+")
+                for variable, _ in targets
+            ]
+        )
+        await asyncio.gather(
+            *[
+                array.setitem(region, np.asarray(chunk))
+                for array, (_, region), chunk in zip(arrays, targets, chunks, strict=True)
+            ]
+        )
+
+    sync(write())
 
 
 def _swap_in(staged: list[tuple[Path, Path, Path]]) -> None:

@@ -7,6 +7,8 @@ section 3.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -84,8 +86,11 @@ def stefan_depth(conductivity, n_factor, degree_days, water_content):
 
 
 def arrhenius_q10(temperature, q10, reference=10.0):
-    """The Q10 temperature response q10 ** ((T - reference) / 10)."""
-    return q10 ** ((temperature - reference) / 10.0)
+    """The Q10 temperature response q10 ** ((T - reference) / 10), as exp(log(q10) ...): one
+    exponential, where a general power costs several times as much in compiled code."""
+    xp = _namespace(temperature, q10)
+    log_q10 = math.log(q10) if isinstance(q10, int | float) else xp.log(q10)
+    return xp.exp(log_q10 * ((temperature - reference) / 10.0))
 
 
 def light_response(par, alpha, pmax):

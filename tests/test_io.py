@@ -135,6 +135,30 @@ def test_round_trip_is_exact(cube: xr.Dataset, backend, tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
+def test_lazy_variables_are_stored_encoded_as_xarray_stores_them(tmp_path: Path) -> None:
+    # chunks go to the store as xarray would encode them: times as numbers with units,
+    # booleans and scaled integers through their CF encodings
+    ds = thaw_cube(da.from_array(np.arange(24 * 16, dtype=np.float32).reshape(24, 4, 4), chunks=12))
+    flown = pd.date_range("2000-01-03", periods=24, freq="MS").values
+    ds = ds.assign(
+        snow_free=(("time", "y", "x"), da.from_array(ds["alt"].values % 3 == 0, chunks=12)),
+        thaw_index=ds["alt"] * 0.1,
+    ).assign_coords(flown=("time", da.from_array(flown, chunks=5)))
+    ds["thaw_index"].encoding = {"dtype": "int16", "scale_factor": 0.1, "_FillValue": -1}
+    ds["thaw_index"].attrs = {"units": "1"}
+    ds["snow_free"].attrs = {"units": "1"}
+
+    path = write_zarr(ds, tmp_path / "ours.zarr", progress=False, validate_cube=False)
+    ours = open_zarr(path, validate_cube=False)
+    ds.to_zarr(tmp_path / "xarray.zarr", consolidated=False, zarr_format=3)
+    theirs = xr.open_zarr(tmp_path / "xarray.zarr", consolidated=False)
+
+    xr.testing.assert_identical(ours.compute(), theirs.compute())
+    assert ours["flown"].dtype == np.dtype("datetime64[ns]")
+    assert ours["snow_free"].dtype == bool
+    np.testing.assert_allclose(ours["thaw_index"], ds["thaw_index"], atol=0.051)
+
+
 def test_store_is_zarr_v3_in_the_default_chunks(cube: xr.Dataset, store: Path) -> None:
     path = store
     chunks = default_chunks(cube)
