@@ -58,15 +58,13 @@ def default_chunks(ds: xr.Dataset) -> dict[str, int]:
 
 
 def _prepare(ds: xr.Dataset, chunks: Mapping[str, int]) -> tuple[xr.Dataset, dict]:
-    ds = ds.copy()
+    ds = ds.copy()  # new variables (sharing the data), whose encodings can be changed
     encoding: dict[str, dict] = {}
-    for name in list(ds.variables):
-        var = ds[name]
+    for var in ds.variables.values():
         # How values are encoded (times, packed integers and their fill values) carries over;
         # how they were laid out in another store (chunks, codecs) would fight the new layout.
         keep = ("units", "calendar", "dtype", "scale_factor", "add_offset", "_FillValue")
         var.encoding = {k: v for k, v in var.encoding.items() if k in keep}
-        ds[name] = var
     # A fresh token names the chunks of in-memory variables; without one dask would hash
     # every byte of them to name their chunks.
     ds = ds.chunk({dim: chunks.get(dim, -1) for dim in ds.dims}, token=uuid.uuid4().hex)
@@ -250,16 +248,25 @@ def _chunk_writes(stores: list[tuple[Path, xr.Dataset, dict]]) -> Delayed:
     return Delayed(name, {**graph, **layer})
 
 
+_OPENED: dict[tuple[str, str], zarr.AsyncArray] = {}
+
+
+async def _open_array(store: str, variable: str) -> zarr.AsyncArray:
+    """The array ``variable`` of the store being written, opened once per process and store
+    (staging paths are unique to one write)."""
+    key = (store, variable)
+    if key not in _OPENED:
+        if len(_OPENED) > 1024:  # forget the arrays of finished writes
+            _OPENED.clear()
+        _OPENED[key] = await zarr.api.asynchronous.open_array(store=store, path=variable, mode="r+")
+    return _OPENED[key]
+
+
 def _write_chunks(store: str, targets: list[tuple[str, tuple[slice, ...]]], *chunks) -> None:
     """Write ``chunks`` to their ``(variable, region)`` targets in ``store``, concurrently."""
 
     async def write() -> None:
-        arrays = await asyncio.gather(
-            *[
-                zarr.api.asynchronous.open_array(store=store, path=variable, mode="r+")
-                for variable, _ in targets
-            ]
-        )
+        arrays = await asyncio.gather(*[_open_array(store, variable) for variable, _ in targets])
         await asyncio.gather(
             *[
                 array.setitem(region, np.asarray(chunk))

@@ -5,7 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from geocryo.models.convlstm import ConvLSTM, StackedConvLSTM, conv2d
+from geocryo.models.convlstm import (
+    ConvLSTM,
+    StackedConvLSTM,
+    conv2d,
+    gather_neighbourhoods,
+    neighbourhoods,
+)
 
 
 @pytest.mark.parametrize("kernel", [1, 3, 5])
@@ -17,6 +23,32 @@ def test_gemm_convolution_equals_xla_convolution(kernel):
         flat, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
     ).reshape(2, 3, 9, 7, 6)
     np.testing.assert_allclose(conv2d(x, w), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_gemm_convolution_gradients_equal_xla_convolution_gradients(kernel):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 9, 7, 5))
+    w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, 5, 6))
+
+    def xla(x, w):
+        flat = jax.lax.conv_general_dilated(
+            x.reshape(6, 9, 7, 5), w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        return jnp.sum(jnp.sin(flat))
+
+    ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(conv2d(x, w))), (0, 1))(x, w)
+    for got, expected in zip(ours, jax.grad(xla, (0, 1))(x, w), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_gathering_neighbourhoods_is_the_transpose_of_laying_them_out(kernel):
+    x = jax.random.normal(jax.random.PRNGKey(4), (2, 6, 5, 3))
+    cols, transpose = jax.vjp(lambda v: neighbourhoods(v, kernel), x)
+    cotangent = jax.random.normal(jax.random.PRNGKey(5), cols.shape)
+    np.testing.assert_allclose(
+        gather_neighbourhoods(cotangent, kernel), transpose(cotangent)[0], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_convlstm_matches_a_hand_written_recurrence():

@@ -22,6 +22,7 @@ __all__ = [
     "ConvLSTM",
     "StackedConvLSTM",
     "conv2d",
+    "gather_neighbourhoods",
     "neighbourhoods",
     "recurrence",
 ]
@@ -56,10 +57,56 @@ def neighbourhoods(x: jax.Array, kernel: int) -> jax.Array:
     )
 
 
+def gather_neighbourhoods(cols: jax.Array, kernel: int) -> jax.Array:
+    """The transpose of :func:`neighbourhoods`: ``cols`` (..., H, W, k k C) -> (..., H, W, C).
+
+    Each cell collects what its neighbours' columns hold about it. The columns are padded once
+    and the k x k shifted views summed in one pass; differentiating :func:`neighbourhoods`
+    instead pads every view separately, at k x k times the memory traffic.
+    """
+    if kernel == 1:
+        return cols
+    half = kernel // 2
+    *lead, height, width, columns = cols.shape
+    cols = cols.reshape(*lead, height, width, kernel * kernel, columns // kernel**2)
+    pad = [(0, 0)] * len(lead) + [(half, half), (half, half), (0, 0), (0, 0)]
+    padded = jnp.pad(cols, pad)
+    total = None
+    for n in range(kernel * kernel):
+        i, j = divmod(n, kernel)
+        view = padded[
+            ..., 2 * half - i : 2 * half - i + height, 2 * half - j : 2 * half - j + width, n, :
+        ]
+        total = view if total is None else total + view
+    return total
+
+
+@jax.custom_vjp
 def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """'Same' 2-D convolution of ``x`` (..., H, W, C) with ``kernel`` (k, k, C, F) as one GEMM."""
+    """'Same' 2-D convolution of ``x`` (..., H, W, C) with ``kernel`` (k, k, C, F) as one GEMM.
+
+    Its gradient is written out: the kernel's is one GEMM with the saved columns, the input's
+    a GEMM then :func:`gather_neighbourhoods`.
+    """
+    return _conv2d_fwd(x, kernel)[0]
+
+
+def _conv2d_fwd(x, kernel):
     k, _, c, f = kernel.shape
-    return neighbourhoods(x, k) @ kernel.reshape(k * k * c, f)
+    cols = neighbourhoods(x, k)
+    return cols @ kernel.reshape(k * k * c, f), (cols, kernel)
+
+
+def _conv2d_bwd(residuals, d_out):
+    cols, kernel = residuals
+    k, _, c, f = kernel.shape
+    matrix = kernel.reshape(k * k * c, f)
+    d_x = gather_neighbourhoods(d_out @ matrix.T, k)
+    d_matrix = cols.reshape(-1, k * k * c).T @ d_out.reshape(-1, f)
+    return d_x, d_matrix.reshape(kernel.shape)
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
 def _cell(gates_in, h, c, state_matrix, kernel, act):
@@ -113,7 +160,6 @@ def _derivative(act, x):
 def _recurrence_bwd(kernel, act, residuals, d_hs):
     hs, c_prev, (i, f, o, g, c), state_matrix = residuals
     h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])
-    _, to_cells = jax.vjp(lambda h: neighbourhoods(h, kernel), hs[0])
     transposed = state_matrix.T
 
     def step(carry, inputs):
@@ -127,7 +173,7 @@ def _recurrence_bwd(kernel, act, residuals, d_hs):
         d_o = dh * act_c * o * (1 - o)
         d_g = dc * i * _derivative(act, g)
         d_gates = jnp.concatenate([d_i, d_f, d_o, d_g], axis=-1)
-        (dh_prev,) = to_cells(d_gates @ transposed)
+        dh_prev = gather_neighbourhoods(d_gates @ transposed, kernel)
         return (dh_prev, dc * f), d_gates
 
     zero = jnp.zeros_like(hs[0])
