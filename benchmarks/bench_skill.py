@@ -21,6 +21,7 @@ import warnings
 import geocryo
 from geocryo import baselines, metrics
 from geocryo.forecaster import FitConfig
+from geocryo.runtime import tune_allocator
 
 
 def main() -> None:
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    tune_allocator()  # as the geocryo command line does, before JAX computes anything
     warnings.filterwarnings("ignore", message="preprocess: .* no observed value")
 
     cube, truth = geocryo.synthetic.alaska(ny=args.ny, nx=args.nx, seed=args.seed)

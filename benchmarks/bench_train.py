@@ -6,7 +6,11 @@ Both run on the CPU in this process, one after the other, with the same shapes, 
 
 Usage::
 
-    python benchmarks/bench_train.py [--batch 8] [--steps 40] [--repeat 3]
+    python benchmarks/bench_train.py [--batch 8] [--steps 40] [--repeat 3] [--system-allocator]
+
+As the ``geocryo`` command line does, the script first tunes the C allocator
+(:func:`geocryo.runtime.tune_allocator`), so that XLA's scratch memory is reused from one step to
+the next; both sides run in this process under it. ``--system-allocator`` keeps glibc's defaults.
 
 Prints each side's steady-state step time and achieved GFLOP/s (the same analytic FLOP count for
 both: a standard ConvLSTM's convolutions, forward and backward), and last
@@ -25,6 +29,7 @@ import numpy as np
 import optax
 
 from geocryo.models.convlstm import StackedConvLSTM
+from geocryo.runtime import tune_allocator
 
 
 def flops(batch, steps, height, width, channels, hidden, layers, kernel=3) -> float:
@@ -134,7 +139,11 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--system-allocator", action="store_true", help="keep glibc's allocator defaults"
+    )
     args = parser.parse_args()
+    tuned = not args.system_allocator and tune_allocator()  # before JAX computes anything
     rng = np.random.default_rng(0)
     shape = (args.batch, args.lookback, args.patch, args.patch)
     x = rng.standard_normal((*shape, args.channels), dtype=np.float32)
@@ -146,7 +155,8 @@ def main() -> None:
     print(
         f"ConvLSTM {args.layers} x {args.hidden} channels, batch {args.batch}, input "
         f"{args.lookback} x {args.patch} x {args.patch} x {args.channels}; "
-        f"{work / 1e9:.3f} GFLOP per step; jax on {jax.devices()[0].platform}"
+        f"{work / 1e9:.3f} GFLOP per step; jax on {jax.devices()[0].platform}; "
+        f"allocator {'tuned by geocryo' if tuned else 'system defaults'}"
     )
     ours = time_steps(geocryo_step(args, x, y, m), args.steps, args.repeat)
     theirs = time_steps(torch_step(args, x, y, m), args.steps, args.repeat)

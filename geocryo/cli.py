@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .runtime import tune_allocator
+
 __all__ = ["main"]
 
 
@@ -351,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``geocryo`` command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()  # before JAX computes anything in this process
     try:
         return args.run(args)
     except (FileExistsError, FileNotFoundError, ValueError) as error:
