@@ -43,6 +43,8 @@ def tune_allocator(threshold: int = 256 * 2**20) -> bool:
         True if the allocator was tuned. False where the C library is not glibc, or where
         ``GEOCRYO_TUNE_ALLOCATOR=0`` is set; nothing is changed then.
     """
+    if not 0 < threshold < 2**31:  # mallopt takes a C int
+        raise ValueError(f"threshold must be between 1 and 2**31 - 1 bytes, got {threshold}")
     if os.environ.get("GEOCRYO_TUNE_ALLOCATOR", "1") == "0":
         return False
     name = ctypes.util.find_library("c")

@@ -66,3 +66,9 @@ def test_the_tuning_can_be_switched_off(monkeypatch):
     if GLIBC:
         tuned, faulted = probe("tuned", GEOCRYO_TUNE_ALLOCATOR="0")
         assert tuned == "False" and faulted > 0.9
+
+
+@pytest.mark.parametrize("threshold", [0, 2**31])
+def test_a_threshold_outside_a_c_int_is_refused(threshold):
+    with pytest.raises(ValueError, match="between 1 and 2\\*\\*31 - 1 bytes"):
+        tune_allocator(threshold)
