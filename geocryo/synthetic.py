@@ -217,7 +217,9 @@ def _surface(world: _World, y0: int, y1: int, x0: int, x1: int) -> dict:
         "maps": {
             "land": {k: land[k] for k in evolution.LAND},
             "model_land": {k: smooth[k] for k in evolution.MODEL_LAND},
-            "toa12": toa_insolation(lat.astype(np.float32)[None], _MID_MONTH[:, None, None]),
+            "toa12": toa_insolation(lat.astype(np.float32)[None], _MID_MONTH[:, None, None]).astype(
+                np.float32
+            ),
             "bases": {name: world.land.basis(name, yy, xx) for name in _WEATHER},
         },
     }
