@@ -34,6 +34,7 @@ from .models.network import GeoCryoNet, count_parameters
 from .preprocess import FittedPreprocessor, Outlook, PreprocessConfig, Preprocessor, TimeSplit
 from .preprocess._fitting import UNOBSERVED
 from .preprocess.plan import SPREAD_SUFFIX
+from .runtime import keep_freed_memory
 from .train import TrainConfig, Trainer
 
 __all__ = ["MODES", "FitConfig", "Forecaster", "fit", "load"]
@@ -332,10 +333,11 @@ class Forecaster:
         stream = self._stream(prepared, months)
         steps = horizon // lead
         mean = spread = None
-        for step in range(steps):
-            mean, spread = self._predict_field(
-                stream, months, cube.sizes, previous=mean, rolled=step * lead, progress=progress
-            )
+        with keep_freed_memory():  # XLA's scratch memory, reused from batch to batch
+            for step in range(steps):
+                mean, spread = self._predict_field(
+                    stream, months, cube.sizes, previous=mean, rolled=step * lead, progress=progress
+                )
         return self._to_dataset(cube, mean, spread)
 
     def _predict_field(self, stream, months, sizes, *, previous, rolled, progress):

@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
+from ..runtime import keep_freed_memory
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig, make_optimizer, make_schedule
 from .steps import (
@@ -349,56 +350,58 @@ class Trainer:
             best_epoch, best_loss = int(meta["best_epoch"]), float(meta["best_loss"])
             stopped = bool(meta["stopped"])
             records = _unstack(meta["history"])
-        bar = tqdm(
-            total=self.total_steps,
-            initial=min(global_step, self.total_steps),
-            unit="step",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
-        try:
-            for epoch in range(start, cfg.epochs):
-                if stopped:
-                    break
-                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
-                state, train_sums, global_step = self._train_epoch(
-                    state, train, epoch, fit_key, global_step, bar
-                )
-                val_sums = self._evaluate(state, val)
-                record = {
-                    "train_sse": train_sums[0],
-                    "train_count": train_sums[1],
-                    "val_sse": val_sums[0],
-                    "val_count": val_sums[1],
-                    "learning_rate": np.float64(self.schedule(max(global_step - 1, 0))),
-                    "steps": np.int64(global_step),
-                }
-                records.append(record)
-                val_loss = float(np.mean(epoch_metrics(val_sums[0], val_sums[1])[:, 0]))
-                if val is None or val_loss < best_loss:
-                    best_state, best_epoch = state, epoch
-                    best_loss = val_loss if val is not None else math.nan
-                stopped = val is not None and epoch - best_epoch >= cfg.patience
-                if progress:
-                    train_loss = float(np.mean(epoch_metrics(*train_sums)[:, 0]))
-                    bar.set_postfix_str(f"loss {train_loss:.4f} val {val_loss:.4f}")
-                if path is not None:
-                    meta = {
-                        "epoch": epoch,
-                        "global_step": global_step,
-                        "best_epoch": best_epoch,
-                        "best_loss": best_loss,
-                        "stopped": stopped,
-                        "root_key": np.asarray(jax.random.key_data(fit_key)),
-                        "config": cfg.to_dict(),
-                        "total_steps": self.total_steps,
-                        "targets": self.targets,
-                        "history": _stack(records),
-                        "best": best_state if best_state is not None else state,
+        # XLA's scratch memory of a step is reused by the next instead of faulted in again.
+        with keep_freed_memory():
+            bar = tqdm(
+                total=self.total_steps,
+                initial=min(global_step, self.total_steps),
+                unit="step",
+                disable=not progress,
+                dynamic_ncols=True,
+            )
+            try:
+                for epoch in range(start, cfg.epochs):
+                    if stopped:
+                        break
+                    bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+                    state, train_sums, global_step = self._train_epoch(
+                        state, train, epoch, fit_key, global_step, bar
+                    )
+                    val_sums = self._evaluate(state, val)
+                    record = {
+                        "train_sse": train_sums[0],
+                        "train_count": train_sums[1],
+                        "val_sse": val_sums[0],
+                        "val_count": val_sums[1],
+                        "learning_rate": np.float64(self.schedule(max(global_step - 1, 0))),
+                        "steps": np.int64(global_step),
                     }
-                    save_checkpoint(path, state, meta)
-        finally:
-            bar.close()
+                    records.append(record)
+                    val_loss = float(np.mean(epoch_metrics(val_sums[0], val_sums[1])[:, 0]))
+                    if val is None or val_loss < best_loss:
+                        best_state, best_epoch = state, epoch
+                        best_loss = val_loss if val is not None else math.nan
+                    stopped = val is not None and epoch - best_epoch >= cfg.patience
+                    if progress:
+                        train_loss = float(np.mean(epoch_metrics(*train_sums)[:, 0]))
+                        bar.set_postfix_str(f"loss {train_loss:.4f} val {val_loss:.4f}")
+                    if path is not None:
+                        meta = {
+                            "epoch": epoch,
+                            "global_step": global_step,
+                            "best_epoch": best_epoch,
+                            "best_loss": best_loss,
+                            "stopped": stopped,
+                            "root_key": np.asarray(jax.random.key_data(fit_key)),
+                            "config": cfg.to_dict(),
+                            "total_steps": self.total_steps,
+                            "targets": self.targets,
+                            "history": _stack(records),
+                            "best": best_state if best_state is not None else state,
+                        }
+                        save_checkpoint(path, state, meta)
+            finally:
+                bar.close()
         if state is None:
             raise RuntimeError("fit ended without a train state")  # epochs >= 1 always runs one
         history = self._history(records, best_epoch, best_loss, stopped, val is not None)
