@@ -29,13 +29,14 @@ import xarray as xr
 from flax import serialization
 
 from .batching import PatchStream, WindowSpec
+from .batching.augment import HistoryDropout
 from .cube import MODALITIES, TARGETS, CubeError, validate
 from .models.network import GeoCryoNet, count_parameters
 from .preprocess import FittedPreprocessor, Outlook, PreprocessConfig, Preprocessor, TimeSplit
 from .preprocess._fitting import UNOBSERVED
 from .preprocess.plan import SPREAD_SUFFIX
-from .runtime import keep_freed_memory
 from .train import TrainConfig, Trainer
+from .train.linear import fit_skip
 
 __all__ = ["MODES", "FitConfig", "Forecaster", "fit", "load"]
 
@@ -64,6 +65,13 @@ class FitConfig:
         Modalities whose gridded variables also enter (multimodal mode) as their
         training-period climatology of the forecast month (:class:`~geocryo.preprocess.Outlook`):
         the seasonal state the target month usually has. ``()`` for none.
+    skip
+        Add a linear map of the last input month to the network's output
+        (:class:`~geocryo.models.network.GeoCryoNet`).
+    history_dropout
+        Multimodal mode: the share of training cells whose target history is hidden
+        (:class:`~geocryo.batching.augment.HistoryDropout`), so that the network learns to
+        forecast the many cells without a site, too. 0 hides none.
     """
 
     features: int = 16
@@ -76,6 +84,8 @@ class FitConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     outlook: tuple[str, ...] = ("process_model", "forcing")
+    skip: bool = True
+    history_dropout: float = 0.5
 
     def __post_init__(self) -> None:
         outlook = (self.outlook,) if isinstance(self.outlook, str) else tuple(self.outlook)
@@ -92,6 +102,10 @@ class FitConfig:
                 raise ValueError(f"FitConfig.{name} must be a positive int, got {value!r}")
         if self.kernel % 2 == 0:
             raise ValueError(f"FitConfig.kernel must be odd, got {self.kernel}")
+        if not 0 <= self.history_dropout <= 1:
+            raise ValueError(
+                f"FitConfig.history_dropout must be in [0, 1], got {self.history_dropout}"
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"FitConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -190,6 +204,9 @@ def fit(
     spec = WindowSpec(lookback, lead, patch, config.overlap, config.batch_size)
     train = PatchStream(prepared, periods["train"], spec, mode, names, shuffle=True, seed=seed)
     val = PatchStream(prepared, periods["val"], spec, mode, names, shuffle=False, seed=seed)
+    stream = train
+    if mode == "multimodal" and config.history_dropout > 0:
+        train = HistoryDropout(train, config.history_dropout, seed=seed)
     network = GeoCryoNet(
         groups=tuple(train.channels),
         targets=tuple(names),
@@ -198,11 +215,17 @@ def fit(
         kernel=config.kernel,
         activation=config.activation,
         dropout=config.dropout,
+        skip=config.skip,
     )
     train_config = TrainConfig(
         **{**asdict(config.train), "ensemble": ensemble, "epochs": epochs, "seed": seed}
     )
-    trainer = Trainer(network, train_config, total_steps=max(1, epochs * len(train)))
+    initial = None
+    if config.skip:
+        initial = {"skip": fit_skip(network.groups, train.channels, names, stream)}
+    trainer = Trainer(
+        network, train_config, total_steps=max(1, epochs * len(train)), initial=initial
+    )
     state, history = trainer.fit(
         train, val, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress
     )
@@ -333,11 +356,10 @@ class Forecaster:
         stream = self._stream(prepared, months)
         steps = horizon // lead
         mean = spread = None
-        with keep_freed_memory():  # XLA's scratch memory, reused from batch to batch
-            for step in range(steps):
-                mean, spread = self._predict_field(
-                    stream, months, cube.sizes, previous=mean, rolled=step * lead, progress=progress
-                )
+        for step in range(steps):
+            mean, spread = self._predict_field(
+                stream, months, cube.sizes, previous=mean, rolled=step * lead, progress=progress
+            )
         return self._to_dataset(cube, mean, spread)
 
     def _predict_field(self, stream, months, sizes, *, previous, rolled, progress):
@@ -449,6 +471,7 @@ class Forecaster:
                     "kernel": self.network.kernel,
                     "activation": self.network.activation,
                     "dropout": self.network.dropout,
+                    "skip": self.network.skip,
                 },
                 "periods": {k: [str(v[0]), str(v[-1])] for k, v in self.periods.items()},
                 "members": self.members,
@@ -482,6 +505,7 @@ def load(path: str | os.PathLike) -> Forecaster:
         )
     network = GeoCryoNet(
         **{
+            "skip": False,  # models saved before the linear skip existed had none
             **settings["network"],
             "groups": tuple(settings["network"]["groups"]),
             "targets": tuple(settings["network"]["targets"]),
@@ -504,6 +528,8 @@ def load(path: str | os.PathLike) -> Forecaster:
         outlook = Outlook.load(path / "outlook.npz", settings["outlook"])
     config = FitConfig(
         **{
+            "skip": False,  # what models saved before these settings existed were fitted with
+            "history_dropout": 0.0,
             **saved,
             "train": TrainConfig(**saved["train"]),
             "preprocess": PreprocessConfig(

@@ -463,3 +463,41 @@ def test_memory_holds_at_most_prefetch_plus_two_slabs(cube, monkeypatch):
         peak[0] = max(peak[0], len(alive))
     assert read[0] == n_slabs  # each slab read once per epoch
     assert 2 <= peak[0] <= 1 + 2
+
+
+def test_history_dropout_hides_whole_cells_like_a_cell_without_a_site(cube):
+    from geocryo.batching.augment import HistoryDropout
+
+    base = stream(cube, mode="multimodal", seed=1)
+    dropped = HistoryDropout(base, 0.5, seed=4)
+    assert len(dropped) == len(base) and dropped.channels == base.channels
+    values, missing = base.history_channels
+    hidden_any = kept_any = False
+    for plain, hid in zip(base.epoch(2), dropped.epoch(2), strict=True):
+        # Targets, masks and every other group are untouched.
+        np.testing.assert_array_equal(hid.targets, plain.targets)
+        np.testing.assert_array_equal(hid.mask, plain.mask)
+        for group in plain.inputs:
+            if group != "history":
+                np.testing.assert_array_equal(hid.inputs[group], plain.inputs[group])
+        a, b = plain.inputs["history"], hid.inputs["history"]
+        changed = (a != b).any(axis=(1, 4))  # (B, p, p): cells whose history was hidden
+        gone = (b[..., values] == 0).all(axis=(1, 4)) & (b[..., missing] == 1).all(axis=(1, 4))
+        assert (gone | ~changed).all()  # a changed cell lost all of its history, all months
+        same = ~changed
+        cells_a, cells_b = np.moveaxis(a, 1, 3), np.moveaxis(b, 1, 3)  # (B, p, p, L, C)
+        np.testing.assert_array_equal(cells_b[same], cells_a[same])
+        hidden_any |= bool((changed & ((a[..., missing] == 0).any(axis=(1, 4)))).any())
+        kept_any |= bool((same & (a[..., missing] == 0).any(axis=(1, 4))).any())
+    assert hidden_any and kept_any
+    # The same (seed, epoch) hides the same cells: a resumed fit sees what it saw before.
+    for a, b in zip(dropped.epoch(3), dropped.epoch(3), strict=True):
+        np.testing.assert_array_equal(a.inputs["history"], b.inputs["history"])
+
+
+def test_history_dropout_refuses_bad_rates(cube):
+    from geocryo.batching.augment import HistoryDropout
+
+    for rate in (-0.1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="rate must be"):
+            HistoryDropout(stream(cube), rate)

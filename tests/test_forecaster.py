@@ -1,5 +1,8 @@
 """geocryo.fit / Forecaster.predict / save / load on a tiny synthetic cube."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -18,18 +21,24 @@ def cube():
     return cube.load()
 
 
-@pytest.fixture(scope="module")
-def model(cube):
+def fit_tiny(cube, config=TINY, ensemble=2, epochs=2):
+    """A tiny fit: 4 months of look-back, 8 x 8 patches."""
+    split = TimeSplit(gap=4)
     return geocryo.fit(
         cube,
         lookback=4,
         patch=8,
-        ensemble=2,
-        epochs=2,
-        config=TINY,
-        split=TimeSplit(gap=4),
+        ensemble=ensemble,
+        epochs=epochs,
+        config=config,
+        split=split,
         progress=False,
     )
+
+
+@pytest.fixture(scope="module")
+def model(cube):
+    return fit_tiny(cube)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +72,11 @@ def test_the_outlook_can_be_left_out():
     assert FitConfig(outlook="forcing").outlook == ("forcing",)
 
 
+def test_history_dropout_must_be_a_share():
+    with pytest.raises(ValueError, match="history_dropout must be in"):
+        FitConfig(history_dropout=1.5)
+
+
 def test_predictions_are_on_the_grid_in_physical_units(prediction, cube):
     for name in ("alt", "ch4_flux", "co2_flux"):
         assert prediction[name].dims == ("time", "y", "x")
@@ -86,6 +100,21 @@ def test_save_load_round_trip_gives_identical_predictions(model, cube, predictio
     xr.testing.assert_identical(loaded.history, model.history)
     again = loaded.predict(cube, progress=False)
     xr.testing.assert_identical(again, prediction)
+
+
+def test_a_model_saved_before_the_linear_skip_still_loads(cube, tmp_path):
+    model = fit_tiny(cube, dataclasses.replace(TINY, skip=False), ensemble=1, epochs=1)
+    model.save(tmp_path / "old")
+    settings = json.loads((tmp_path / "old" / "model.json").read_text())
+    del settings["network"]["skip"], settings["config"]["skip"]
+    del settings["config"]["history_dropout"]
+    (tmp_path / "old" / "model.json").write_text(json.dumps(settings))
+    loaded = geocryo.load(tmp_path / "old")
+    assert loaded.network.skip is False
+    assert not loaded.config.skip and loaded.config.history_dropout == 0
+    xr.testing.assert_identical(
+        loaded.predict(cube, progress=False), model.predict(cube, progress=False)
+    )
 
 
 def test_rollout_horizon(model, cube, prediction):

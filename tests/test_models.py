@@ -109,7 +109,14 @@ def test_network_groups_heads_and_parameter_count():
     static = (9 * 3 * 8 + 8) + (9 * 8 * 8 + 8)
     fusion = 9 * 24 * 8 + 8
     heads = 3 * (8 + 1)
-    assert count_parameters(params) == encoders + static + fusion + heads
+    skip = (6 + 4 + 3) * 3 + 3  # the last month's 13 channels, linearly to the 3 targets
+    assert count_parameters(params) == encoders + static + fusion + heads + skip
+    # The skip and the heads start at zero: the network's first prediction is 0.
+    assert not np.asarray(out).any()
+    plain = GeoCryoNet(groups=tuple(inputs), targets=net.targets, features=8, skip=False)
+    plain_params = plain.init(jax.random.PRNGKey(0), inputs)
+    assert count_parameters(plain_params) == encoders + static + fusion + heads
+    assert np.asarray(plain.apply(plain_params, inputs)).any()
     with pytest.raises(KeyError, match="lack the groups"):
         net.apply(params, {"history": inputs["history"]})
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from geocryo.runtime import keep_freed_memory, tune_allocator
+from geocryo.runtime import tune_allocator
 
 GLIBC = (name := ctypes.util.find_library("c")) is not None and hasattr(
     ctypes.CDLL(name), "gnu_get_libc_version"
@@ -66,57 +66,6 @@ def test_the_tuning_can_be_switched_off(monkeypatch):
     if GLIBC:
         tuned, faulted = probe("tuned", GEOCRYO_TUNE_ALLOCATOR="0")
         assert tuned == "False" and faulted > 0.9
-
-
-# Within keep_freed_memory, a block far above tune_allocator's threshold is reused too; after
-# the block, freed memory is returned and a block that size is faulted in afresh.
-_KEEP = """
-import ctypes, ctypes.util, resource, sys
-from geocryo.runtime import keep_freed_memory, tune_allocator
-tuned = tune_allocator(2**20) if sys.argv[1] == "tuned" else False
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-size = 96 * 2**20
-
-def faults():
-    block = libc.malloc(size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    ctypes.memset(block, 1, size)
-    count = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    libc.free(block)
-    return count / (size / 4096)
-
-with keep_freed_memory() as active:
-    first, second = faults(), faults()
-print(tuned, active, first, second, faults())
-"""
-
-
-@pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc's allocator")
-def test_keep_freed_memory_reuses_blocks_of_any_size_then_returns_them():
-    out = subprocess.run(
-        [sys.executable, "-c", _KEEP, "tuned"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert out[:2] == ["True", "True"]
-    first, second, after = map(float, out[2:])
-    assert first > 0.9  # the first use faults the block in ...
-    assert second < 0.1  # ... the next reuses it, though it is 96 x the threshold
-    assert after > 0.9  # and after the block the memory went back to the system
-
-
-@pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc's allocator")
-def test_keep_freed_memory_does_nothing_without_the_tuning():
-    out = subprocess.run(
-        [sys.executable, "-c", _KEEP, "default"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert out[:2] == ["False", "False"]
-    assert float(out[3]) > 0.9
-
-
-def test_keep_freed_memory_nests():
-    with keep_freed_memory() as outer, keep_freed_memory() as inner:
-        assert outer == inner
 
 
 @pytest.mark.parametrize("threshold", [0, 2**31])

@@ -10,10 +10,18 @@ import jax.numpy as jnp
 
 from .convlstm import ACTIVATIONS, StackedConvLSTM, conv2d
 
-__all__ = ["Conv", "GeoCryoNet", "count_parameters"]
+__all__ = ["Conv", "GeoCryoNet", "count_parameters", "latest_inputs"]
 
 #: Input groups that hold no time variation (repeated over the look-back by the batches).
 STATIC_GROUPS = frozenset({"static"})
+
+
+def latest_inputs(inputs: Mapping[str, jax.Array], groups: Sequence[str]) -> jax.Array:
+    """The last look-back month of every group, channels concatenated: ``(B, p, p, C)``.
+
+    What :class:`GeoCryoNet`'s linear skip reads, in its channel order.
+    """
+    return jnp.concatenate([inputs[g][:, -1] for g in groups], axis=-1)
 
 
 class Conv(nn.Module):
@@ -44,6 +52,11 @@ class GeoCryoNet(nn.Module):
     features, layers, kernel, activation, dropout
         Hidden channels, ConvLSTM layers, kernel size, cell activation and dropout rate of every
         encoder; the fusion has ``features`` channels too.
+    skip
+        Add a linear map of the last input month's channels (every group's, per cell) to the
+        heads, as LSTNet adds a linear autoregressive part to its network: what is linear in
+        the latest inputs (a calibrated process-model outlook, say) is then learnt directly,
+        and the recurrent encoders learn what it misses. It starts at zero.
     """
 
     groups: Sequence[str]
@@ -53,6 +66,7 @@ class GeoCryoNet(nn.Module):
     kernel: int = 3
     activation: str = "tanh"
     dropout: float = 0.0
+    skip: bool = True
 
     @nn.compact
     def __call__(self, inputs: Mapping[str, jax.Array], *, train: bool = False) -> jax.Array:
@@ -83,8 +97,16 @@ class GeoCryoNet(nn.Module):
         if self.dropout > 0:
             fused = nn.Dropout(self.dropout, deterministic=not train)(fused)
         fused = nn.gelu(Conv(self.features, self.kernel, name="fusion")(fused))
-        heads = [nn.Dense(1, name=f"head_{name}")(fused) for name in self.targets]
-        return jnp.concatenate(heads, axis=-1)
+        # With the skip, the heads start at zero: the network starts as the linear map alone.
+        head_init = nn.initializers.zeros if self.skip else nn.initializers.lecun_normal()
+        heads = [
+            nn.Dense(1, kernel_init=head_init, name=f"head_{name}")(fused) for name in self.targets
+        ]
+        out = jnp.concatenate(heads, axis=-1)
+        if self.skip:
+            linear = nn.Dense(len(self.targets), kernel_init=nn.initializers.zeros, name="skip")
+            out = out + linear(latest_inputs(inputs, self.groups))
+        return out
 
 
 def count_parameters(params) -> int:

@@ -25,7 +25,6 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from ..runtime import keep_freed_memory
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig, make_optimizer, make_schedule
 from .steps import (
@@ -109,6 +108,10 @@ class Trainer:
         it; ``config.ensemble`` must be divisible by its size). A batch whose size is not
         divisible by the ``"data"`` axis is padded with samples of weight 0, so results do not
         depend on the number of devices (up to float rounding of the sums).
+    initial
+        Parameter values every member starts from instead of its initializer's: a nested dict
+        that mirrors part of the parameters, e.g. ``{"skip": {"kernel": k, "bias": b}}`` (see
+        :func:`geocryo.train.linear.fit_skip`); each array has the shape of one member's.
 
     Notes
     -----
@@ -126,6 +129,7 @@ class Trainer:
         config: TrainConfig,
         total_steps: int,
         mesh: Mesh | None = None,
+        initial: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -148,6 +152,7 @@ class Trainer:
         self.model = model
         self.config = config
         self.mesh = mesh
+        self.initial = initial
         self.targets: list[str] = list(model.targets)
         self.groups: list[str] = list(model.groups)
         self.schedule = make_schedule(config, total_steps)
@@ -200,6 +205,8 @@ class Trainer:
         else:
             init = functools.partial(_init_params.__wrapped__, self.model)
             params = jax.jit(init)(keys, first)
+        if self.initial is not None:
+            params = _with_initial(params, self.initial)
         state = TrainState(
             params=params,
             opt_state=jax.vmap(self.optimizer.init)(params),
@@ -350,58 +357,56 @@ class Trainer:
             best_epoch, best_loss = int(meta["best_epoch"]), float(meta["best_loss"])
             stopped = bool(meta["stopped"])
             records = _unstack(meta["history"])
-        # XLA's scratch memory of a step is reused by the next instead of faulted in again.
-        with keep_freed_memory():
-            bar = tqdm(
-                total=self.total_steps,
-                initial=min(global_step, self.total_steps),
-                unit="step",
-                disable=not progress,
-                dynamic_ncols=True,
-            )
-            try:
-                for epoch in range(start, cfg.epochs):
-                    if stopped:
-                        break
-                    bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
-                    state, train_sums, global_step = self._train_epoch(
-                        state, train, epoch, fit_key, global_step, bar
-                    )
-                    val_sums = self._evaluate(state, val)
-                    record = {
-                        "train_sse": train_sums[0],
-                        "train_count": train_sums[1],
-                        "val_sse": val_sums[0],
-                        "val_count": val_sums[1],
-                        "learning_rate": np.float64(self.schedule(max(global_step - 1, 0))),
-                        "steps": np.int64(global_step),
+        bar = tqdm(
+            total=self.total_steps,
+            initial=min(global_step, self.total_steps),
+            unit="step",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        try:
+            for epoch in range(start, cfg.epochs):
+                if stopped:
+                    break
+                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+                state, train_sums, global_step = self._train_epoch(
+                    state, train, epoch, fit_key, global_step, bar
+                )
+                val_sums = self._evaluate(state, val)
+                record = {
+                    "train_sse": train_sums[0],
+                    "train_count": train_sums[1],
+                    "val_sse": val_sums[0],
+                    "val_count": val_sums[1],
+                    "learning_rate": np.float64(self.schedule(max(global_step - 1, 0))),
+                    "steps": np.int64(global_step),
+                }
+                records.append(record)
+                val_loss = float(np.mean(epoch_metrics(val_sums[0], val_sums[1])[:, 0]))
+                if val is None or val_loss < best_loss:
+                    best_state, best_epoch = state, epoch
+                    best_loss = val_loss if val is not None else math.nan
+                stopped = val is not None and epoch - best_epoch >= cfg.patience
+                if progress:
+                    train_loss = float(np.mean(epoch_metrics(*train_sums)[:, 0]))
+                    bar.set_postfix_str(f"loss {train_loss:.4f} val {val_loss:.4f}")
+                if path is not None:
+                    meta = {
+                        "epoch": epoch,
+                        "global_step": global_step,
+                        "best_epoch": best_epoch,
+                        "best_loss": best_loss,
+                        "stopped": stopped,
+                        "root_key": np.asarray(jax.random.key_data(fit_key)),
+                        "config": cfg.to_dict(),
+                        "total_steps": self.total_steps,
+                        "targets": self.targets,
+                        "history": _stack(records),
+                        "best": best_state if best_state is not None else state,
                     }
-                    records.append(record)
-                    val_loss = float(np.mean(epoch_metrics(val_sums[0], val_sums[1])[:, 0]))
-                    if val is None or val_loss < best_loss:
-                        best_state, best_epoch = state, epoch
-                        best_loss = val_loss if val is not None else math.nan
-                    stopped = val is not None and epoch - best_epoch >= cfg.patience
-                    if progress:
-                        train_loss = float(np.mean(epoch_metrics(*train_sums)[:, 0]))
-                        bar.set_postfix_str(f"loss {train_loss:.4f} val {val_loss:.4f}")
-                    if path is not None:
-                        meta = {
-                            "epoch": epoch,
-                            "global_step": global_step,
-                            "best_epoch": best_epoch,
-                            "best_loss": best_loss,
-                            "stopped": stopped,
-                            "root_key": np.asarray(jax.random.key_data(fit_key)),
-                            "config": cfg.to_dict(),
-                            "total_steps": self.total_steps,
-                            "targets": self.targets,
-                            "history": _stack(records),
-                            "best": best_state if best_state is not None else state,
-                        }
-                        save_checkpoint(path, state, meta)
-            finally:
-                bar.close()
+                    save_checkpoint(path, state, meta)
+        finally:
+            bar.close()
         if state is None:
             raise RuntimeError("fit ended without a train state")  # epochs >= 1 always runs one
         history = self._history(records, best_epoch, best_loss, stopped, val is not None)
@@ -567,6 +572,30 @@ def _compiled_steps(model: Any, config: TrainConfig, total_steps: int, mesh: Mes
         out_shardings=replicated,
     )
     return train, evaluate, predict
+
+
+def _with_initial(params: Any, initial: Mapping[str, Any], path: str = "") -> Any:
+    """``params`` (leaves with a member axis) with the leaves of ``initial`` (one member's)."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"initial: {path or 'the parameters'} is a leaf, not a dict of parameters")
+    out = dict(params)
+    for name, value in initial.items():
+        where = f"{path}/{name}" if path else name
+        if name not in params:
+            raise ValueError(
+                f"initial: the model has no parameter {where!r}; it has {list(params)}"
+            )
+        if isinstance(value, Mapping):
+            out[name] = _with_initial(params[name], value, where)
+            continue
+        current = params[name]
+        value = jnp.asarray(value, current.dtype)
+        if value.shape != current.shape[1:]:
+            raise ValueError(
+                f"initial: {where!r} has shape {value.shape}, the model's {current.shape[1:]}"
+            )
+        out[name] = jnp.broadcast_to(value, current.shape)
+    return out
 
 
 def _stack(records: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -1,0 +1,96 @@
+"""Training-time augmentation: hide the in situ history of cells, as most cells have none.
+
+In situ targets are observed at a few dozen sites, yet the model forecasts every cell. A network
+trained only where the targets are observed always sees their history there, learns to lean on
+it, and then meets cells without any. :class:`HistoryDropout` hides the target history of a
+random share of the cells of every training patch (values 0, missing indicators 1: exactly what
+a cell without a site looks like), so that the network also learns to forecast from the other
+modalities alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from .channels import HISTORY
+from .stream import Batch, PatchStream
+
+__all__ = ["HistoryDropout", "hide_history"]
+
+
+def hide_history(batch: Batch, hidden: np.ndarray, values: list[int], missing: list[int]) -> Batch:
+    """``batch`` with the history of the cells where ``hidden`` (B, p, p) is true removed.
+
+    Over the whole look-back, those cells' target values become 0 and their missing indicators
+    1. The targets and the mask (what the loss sees) are unchanged. ``values`` and ``missing``
+    are the channel positions (:attr:`PatchStream.history_channels`).
+    """
+    history = batch.inputs[HISTORY]
+    if hidden.shape != (history.shape[0], *history.shape[2:4]):
+        raise ValueError(
+            f"hidden must be (B, p, p) = {(history.shape[0], *history.shape[2:4])}, got "
+            f"{hidden.shape}"
+        )
+    cells = hidden[:, None, :, :, None]
+    out = history.copy()
+    out[..., values] = np.where(cells, np.float32(0), history[..., values])
+    out[..., missing] = np.where(cells, np.float32(1), history[..., missing])
+    return batch._replace(inputs={**batch.inputs, HISTORY: out})
+
+
+class HistoryDropout:
+    """A training stream whose batches hide the target history of a share of the cells.
+
+    Parameters
+    ----------
+    stream
+        The training :class:`~geocryo.batching.PatchStream`.
+    rate
+        Probability that a cell's history is hidden, independently per cell and sample.
+    seed
+        With the epoch, fixes which cells are hidden, so that a resumed fit draws exactly what
+        an uninterrupted one would.
+
+    Iterate epochs with :meth:`epoch` as with the stream; ``len`` and :attr:`channels` are the
+    stream's.
+    """
+
+    def __init__(self, stream: PatchStream, rate: float, seed: int = 0) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ValueError(f"rate must be a number in [0, 1], got {rate!r}")
+        if not math.isfinite(rate):
+            raise ValueError(f"rate must be finite, got {rate!r}")
+        if HISTORY not in stream.channels:
+            raise ValueError(f"the stream has no {HISTORY!r} input group to hide")
+        self.stream = stream
+        self.rate = float(rate)
+        self.seed = int(seed)
+
+    def __repr__(self) -> str:
+        return f"HistoryDropout({self.stream!r}, rate={self.rate})"
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    @property
+    def channels(self) -> dict[str, list[str]]:
+        """The stream's input groups and channels."""
+        return self.stream.channels
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.epoch(0)
+
+    def epoch(self, i: int) -> Iterator[Batch]:
+        """The stream's batches of epoch ``i``, with histories hidden."""
+        rng = np.random.default_rng([self.seed, int(i), 0x6869])
+        values, missing = self.stream.history_channels
+        batches = self.stream.epoch(i)
+        try:
+            for batch in batches:
+                hidden = rng.random(batch.targets.shape[:3]) < self.rate
+                yield hide_history(batch, hidden, values, missing)
+        finally:
+            batches.close()
