@@ -44,6 +44,9 @@ def hide_history(batch: Batch, hidden: np.ndarray, values: list[int], missing: l
 class HistoryDropout:
     """A training stream whose batches hide the target history of a share of the cells.
 
+    Iterate epochs with :meth:`epoch` as with the stream; ``len`` and :attr:`channels` are the
+    stream's.
+
     Parameters
     ----------
     stream
@@ -53,9 +56,6 @@ class HistoryDropout:
     seed
         With the epoch, fixes which cells are hidden, so that a resumed fit draws exactly what
         an uninterrupted one would.
-
-    Iterate epochs with :meth:`epoch` as with the stream; ``len`` and :attr:`channels` are the
-    stream's.
     """
 
     def __init__(self, stream: PatchStream, rate: float, seed: int = 0) -> None:
