@@ -24,6 +24,7 @@ import numpy as np
 
 from ..batching.channels import HISTORY
 from ..models.network import latest_inputs
+from .trainer import _close
 
 __all__ = ["FOLDS", "PENALTIES", "fit_skip"]
 
@@ -70,9 +71,7 @@ def _moments(
                     squares[j, f] += y @ y
                     count[j, f] += len(y)
     finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
+        _close(iterator)
     return gram, cross, squares, count
 
 
