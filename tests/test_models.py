@@ -123,29 +123,42 @@ def test_network_groups_heads_and_parameter_count():
 
 @pytest.mark.parametrize("activation", ["tanh", "softsign"])
 def test_handwritten_gradient_equals_autodiff_through_the_scan(activation):
-    from geocryo.models.convlstm import ACTIVATIONS, _cell, recurrence
+    from geocryo.models.convlstm import ACTIVATIONS, convlstm
 
     act = ACTIVATIONS[activation]
-    gates_in = jax.random.normal(jax.random.PRNGKey(4), (5, 2, 6, 5, 4 * 3))
-    matrix = 0.3 * jax.random.normal(jax.random.PRNGKey(5), (9 * 3, 4 * 3))
-    weights = jax.random.normal(jax.random.PRNGKey(6), (5, 2, 6, 5, 3))
+    keys = jax.random.split(jax.random.PRNGKey(4), 5)
+    xs = jax.random.normal(keys[0], (5, 2, 6, 5, 2))
+    w_in = 0.3 * jax.random.normal(keys[1], (3, 3, 2, 4 * 3))
+    w_state = 0.3 * jax.random.normal(keys[2], (3, 3, 3, 4 * 3))
+    bias = 0.3 * jax.random.normal(keys[3], (4 * 3,))
+    weights = jax.random.normal(keys[4], (5, 2, 6, 5, 3))
 
-    def reference(gates_in, matrix):
-        zero = jnp.zeros((*gates_in.shape[1:-1], 3))
+    def conv(a, w):
+        return jax.lax.conv_general_dilated(
+            a, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
 
-        def step(carry, g):
-            h, c, _ = _cell(g, *carry, matrix, 3, act)
+    def reference(xs, w_in, w_state, bias):
+        zero = jnp.zeros((*xs.shape[1:-1], 3))
+
+        def step(carry, x):
+            h, c = carry
+            i, f, o, g = jnp.split(conv(x, w_in) + conv(h, w_state) + bias, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * act(g)
+            h = jax.nn.sigmoid(o) * act(c)
             return (h, c), h
 
-        return jax.lax.scan(step, (zero, zero), gates_in)[1]
+        return jax.lax.scan(step, (zero, zero), xs)[1]
 
     def loss(fn):
-        return lambda a, b: jnp.sum(weights * jnp.sin(fn(a, b)))
+        return lambda *args: jnp.sum(weights * jnp.sin(fn(*args)))
 
-    expected = jax.grad(loss(reference), argnums=(0, 1))(gates_in, matrix)
-    got = jax.grad(loss(lambda a, b: recurrence(a, b, 3, act)), argnums=(0, 1))(gates_in, matrix)
-    np.testing.assert_allclose(
-        reference(gates_in, matrix), recurrence(gates_in, matrix, 3, act), rtol=1e-6, atol=1e-6
-    )
+    def ours(*args):
+        return convlstm(*args, act)
+
+    args = (xs, w_in, w_state, bias)
+    np.testing.assert_allclose(ours(*args), reference(*args), rtol=1e-5, atol=1e-5)
+    expected = jax.grad(loss(reference), argnums=(0, 1, 2, 3))(*args)
+    got = jax.grad(loss(ours), argnums=(0, 1, 2, 3))(*args)
     for e, g in zip(expected, got, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)

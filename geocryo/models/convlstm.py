@@ -3,9 +3,9 @@
 XLA's CPU convolutions are slow at ConvLSTM sizes (a few to tens of channels on small patches), so
 every convolution here is an "im2col" product: the k x k neighbourhood of each cell is laid out
 along the channel axis and multiplied by a (k k C_in, C_out) matrix, which XLA runs as one large
-GEMM on any backend. The input-to-gates convolution does not depend on the recurrent state, so it
-is computed for all time steps at once, outside the scan; only the state-to-gates product runs
-step by step.
+GEMM on any backend. A layer's step convolves its input and its previous hidden state together,
+as one product over the neighbourhoods of both; its gradient is written out, one loop that keeps
+every array a step touches small (see :func:`convlstm`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ __all__ = [
     "ConvLSTM",
     "StackedConvLSTM",
     "conv2d",
+    "convlstm",
     "gather_neighbourhoods",
     "neighbourhoods",
-    "recurrence",
 ]
 
 #: Cell activations to choose from (the candidate and output nonlinearity of the LSTM).
@@ -109,47 +109,56 @@ def _conv2d_bwd(residuals, d_out):
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
-def _cell(gates_in, h, c, state_matrix, kernel, act):
-    """One step: gate pre-activations, new cell and hidden state, and what the backward needs."""
-    gates = gates_in + neighbourhoods(h, kernel) @ state_matrix
+def _activations(gates: jax.Array, act) -> tuple[jax.Array, ...]:
+    """Input, forget and output gates and the candidate, from the gates' pre-activations."""
     i, f, o, g = jnp.split(gates, 4, axis=-1)
-    i, f, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jax.nn.sigmoid(o)
-    c_new = f * c + i * act(g)
-    h_new = o * act(c_new)
-    return h_new, c_new, (i, f, o, g, c_new)
+    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jax.nn.sigmoid(o), act(g)
 
 
-def _zeros_state(gates_in: jax.Array) -> jax.Array:
-    return jnp.zeros((*gates_in.shape[1:-1], gates_in.shape[-1] // 4), gates_in.dtype)
+def _stacked_kernel(input_kernel: jax.Array, state_kernel: jax.Array) -> jax.Array:
+    """The input and state kernels as one ``(k k (C + F), 4F)`` matrix over ``[x, h]`` columns."""
+    k = input_kernel.shape[0]
+    both = jnp.concatenate([input_kernel, state_kernel], axis=2)
+    return both.reshape(k * k * both.shape[2], both.shape[3])
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def recurrence(gates_in: jax.Array, state_matrix: jax.Array, kernel: int, act) -> jax.Array:
-    """The LSTM recurrence over time given the input part of the gates.
+@partial(jax.custom_vjp, nondiff_argnums=(4,))
+def convlstm(
+    xs: jax.Array, input_kernel: jax.Array, state_kernel: jax.Array, bias: jax.Array, act
+) -> jax.Array:
+    """One convolutional LSTM layer over time, from zero state.
 
-    ``gates_in`` (T, B, H, W, 4F) holds the input convolution plus bias for every step;
-    ``state_matrix`` (k k F, 4F) is the state-to-gates kernel as a matrix. Returns the hidden
-    states (T, B, H, W, F), starting from zero state.
+    ``xs`` (T, B, H, W, C) is time-major; ``input_kernel`` (k, k, C, 4F) and ``state_kernel``
+    (k, k, F, 4F) are the gate convolutions, ``bias`` (4F,) their bias, gates ordered (input,
+    forget, output, candidate); ``act`` the cell activation. Returns the hidden states
+    (T, B, H, W, F).
 
-    Its gradient is written out (backpropagation through time by hand) rather than derived by
-    autodiff through ``lax.scan``: the state-kernel gradient becomes one large product after the
-    loop instead of one small product per step, and the loop carries no stacked cotangents. On
-    its own (8 x 12 x 16 x 16, 16 channels, CPU) this gradient ran in about 0.6 of the time of
-    the autodiff one.
+    Each step convolves ``[x_t, h_{t-1}]`` with both kernels at once, as one GEMM over the
+    neighbourhoods of the ``C + F`` channels. The gradient is written out (backpropagation
+    through time by hand): one reverse loop computes, per step, the gates' gradient, the
+    gradient of ``[x_t, h_{t-1}]`` (one GEMM and :func:`gather_neighbourhoods`) and adds the
+    step's share of the kernel gradient (one GEMM), so every array a step touches is a few
+    hundred kilobytes and stays in cache; nothing of size T x B x H x W x 4F is stored but the
+    gates' pre-activations the forward pass keeps.
     """
-    return _recurrence_fwd(gates_in, state_matrix, kernel, act)[0]
+    return _convlstm_fwd(xs, input_kernel, state_kernel, bias, act)[0]
 
 
-def _recurrence_fwd(gates_in, state_matrix, kernel, act):
-    zero = _zeros_state(gates_in)
+def _convlstm_fwd(xs, input_kernel, state_kernel, bias, act):
+    k, features = input_kernel.shape[0], state_kernel.shape[2]
+    matrix = _stacked_kernel(input_kernel, state_kernel)
+    zero = jnp.zeros((*xs.shape[1:-1], features), xs.dtype)
 
-    def step(carry, gates_t):
+    def step(carry, x_t):
         h, c = carry
-        h_new, c_new, saved = _cell(gates_t, h, c, state_matrix, kernel, act)
-        return (h_new, c_new), (h_new, c, saved)
+        gates = neighbourhoods(jnp.concatenate([x_t, h], axis=-1), k) @ matrix + bias
+        i, f, o, g = _activations(gates, act)
+        c_new = f * c + i * g
+        h_new = o * act(c_new)
+        return (h_new, c_new), (h_new, gates, c_new)
 
-    _, (hs, c_prev, saved) = jax.lax.scan(step, (zero, zero), gates_in)
-    return hs, (hs, c_prev, saved, state_matrix)
+    _, (hs, gates, cs) = jax.lax.scan(step, (zero, zero), xs)
+    return hs, (xs, hs, gates, cs, input_kernel, state_kernel)
 
 
 def _derivative(act, x):
@@ -157,33 +166,46 @@ def _derivative(act, x):
     return jax.jvp(act, (x,), (jnp.ones_like(x),))[1]
 
 
-def _recurrence_bwd(kernel, act, residuals, d_hs):
-    hs, c_prev, (i, f, o, g, c), state_matrix = residuals
+def _convlstm_bwd(act, residuals, d_hs):
+    xs, hs, gates, cs, input_kernel, state_kernel = residuals
+    k, channels = input_kernel.shape[0], xs.shape[-1]
+    matrix = _stacked_kernel(input_kernel, state_kernel)
+    transposed = matrix.T
     h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])
-    transposed = state_matrix.T
+    c_prev = jnp.concatenate([jnp.zeros_like(cs[:1]), cs[:-1]])
 
     def step(carry, inputs):
-        dh_next, dc_next = carry
-        dh_out, i, f, o, g, c, cp = inputs
+        dh_next, dc_next, d_matrix, d_bias = carry
+        dh_out, gates, c, cp, x_t, hp = inputs
+        i, f, o, g = _activations(gates, act)
+        raw_g = jnp.split(gates, 4, axis=-1)[3]
         dh = dh_out + dh_next
-        act_c = act(c)
         dc = dc_next + dh * o * _derivative(act, c)
-        d_i = dc * act(g) * i * (1 - i)
-        d_f = dc * cp * f * (1 - f)
-        d_o = dh * act_c * o * (1 - o)
-        d_g = dc * i * _derivative(act, g)
-        d_gates = jnp.concatenate([d_i, d_f, d_o, d_g], axis=-1)
-        dh_prev = gather_neighbourhoods(d_gates @ transposed, kernel)
-        return (dh_prev, dc * f), d_gates
+        d_gates = jnp.concatenate(
+            [
+                dc * g * i * (1 - i),
+                dc * cp * f * (1 - f),
+                dh * act(c) * o * (1 - o),
+                dc * i * _derivative(act, raw_g),
+            ],
+            axis=-1,
+        )
+        columns = neighbourhoods(jnp.concatenate([x_t, hp], axis=-1), k)
+        rows = d_gates.reshape(-1, d_gates.shape[-1])
+        d_matrix = d_matrix + columns.reshape(-1, columns.shape[-1]).T @ rows
+        d_xh = gather_neighbourhoods(d_gates @ transposed, k)
+        return (d_xh[..., channels:], dc * f, d_matrix, d_bias + rows.sum(0)), d_xh[..., :channels]
 
     zero = jnp.zeros_like(hs[0])
-    _, d_gates = jax.lax.scan(step, (zero, zero), (d_hs, i, f, o, g, c, c_prev), reverse=True)
-    patches = neighbourhoods(h_prev, kernel)
-    d_matrix = patches.reshape(-1, patches.shape[-1]).T @ d_gates.reshape(-1, d_gates.shape[-1])
-    return d_gates, d_matrix
+    init = (zero, zero, jnp.zeros_like(matrix), jnp.zeros(matrix.shape[1], matrix.dtype))
+    (_, _, d_matrix, d_bias), d_xs = jax.lax.scan(
+        step, init, (d_hs, gates, cs, c_prev, xs, h_prev), reverse=True
+    )
+    d_kernels = d_matrix.reshape(k, k, -1, matrix.shape[1])
+    return d_xs, d_kernels[:, :, :channels], d_kernels[:, :, channels:], d_bias
 
 
-recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+convlstm.defvjp(_convlstm_fwd, _convlstm_bwd)
 
 
 class ConvLSTM(nn.Module):
@@ -215,9 +237,7 @@ class ConvLSTM(nn.Module):
         bias = self.param(
             "bias", lambda _, shape: jnp.zeros(shape).at[f : 2 * f].set(1.0), (4 * f,)
         )
-        from_inputs = conv2d(xs, w_in) + bias  # all time steps in one product
-        state_matrix = w_state.reshape(k * k * f, 4 * f)
-        return recurrence(from_inputs, state_matrix, k, ACTIVATIONS[self.activation])
+        return convlstm(xs, w_in, w_state, bias, ACTIVATIONS[self.activation])
 
 
 class StackedConvLSTM(nn.Module):
