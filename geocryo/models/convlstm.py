@@ -139,12 +139,14 @@ def convlstm(
     gradient of ``[x_t, h_{t-1}]`` (one GEMM and :func:`gather_neighbourhoods`) and adds the
     step's share of the kernel gradient (one GEMM), so every array a step touches is a few
     hundred kilobytes and stays in cache; nothing of size T x B x H x W x 4F is stored but the
-    gates' pre-activations the forward pass keeps.
+    gates' pre-activations the forward pass keeps. Where ``xs`` is not differentiated (data, as
+    a network's first layer reads), its gradient is not computed.
     """
-    return _convlstm_fwd(xs, input_kernel, state_kernel, bias, act)[0]
+    return _run(xs, input_kernel, state_kernel, bias, act)[0]
 
 
-def _convlstm_fwd(xs, input_kernel, state_kernel, bias, act):
+def _run(xs, input_kernel, state_kernel, bias, act):
+    """The forward loop: hidden states, gates' pre-activations and cell states, each (T, ...)."""
     k, features = input_kernel.shape[0], state_kernel.shape[2]
     matrix = _stacked_kernel(input_kernel, state_kernel)
     zero = jnp.zeros((*xs.shape[1:-1], features), xs.dtype)
@@ -157,8 +159,19 @@ def _convlstm_fwd(xs, input_kernel, state_kernel, bias, act):
         h_new = o * act(c_new)
         return (h_new, c_new), (h_new, gates, c_new)
 
-    _, (hs, gates, cs) = jax.lax.scan(step, (zero, zero), xs)
-    return hs, (xs, hs, gates, cs, input_kernel, state_kernel)
+    return jax.lax.scan(step, (zero, zero), xs)[1]
+
+
+def _convlstm_fwd(xs, input_kernel, state_kernel, bias, act):
+    # With symbolic zeros, each argument comes with whether it is differentiated. The inputs of
+    # a network's first layer are data, and their gradient (a GEMM and a gather per step) is
+    # left out; whether it is wanted travels in the residuals' structure: () or None.
+    wanted = () if xs.perturbed else None
+    xs, input_kernel, state_kernel, bias = (
+        a.value for a in (xs, input_kernel, state_kernel, bias)
+    )
+    hs, gates, cs = _run(xs, input_kernel, state_kernel, bias, act)
+    return hs, (xs, hs, gates, cs, input_kernel, state_kernel, wanted)
 
 
 def _derivative(act, x):
@@ -167,10 +180,13 @@ def _derivative(act, x):
 
 
 def _convlstm_bwd(act, residuals, d_hs):
-    xs, hs, gates, cs, input_kernel, state_kernel = residuals
+    xs, hs, gates, cs, input_kernel, state_kernel, wanted = residuals
     k, channels = input_kernel.shape[0], xs.shape[-1]
     matrix = _stacked_kernel(input_kernel, state_kernel)
-    transposed = matrix.T
+    if wanted is None:  # the hidden state's gradient alone: through the state kernel
+        transposed, first = state_kernel.reshape(-1, matrix.shape[1]).T, 0
+    else:
+        transposed, first = matrix.T, channels
     h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])
     c_prev = jnp.concatenate([jnp.zeros_like(cs[:1]), cs[:-1]])
 
@@ -194,7 +210,8 @@ def _convlstm_bwd(act, residuals, d_hs):
         rows = d_gates.reshape(-1, d_gates.shape[-1])
         d_matrix = d_matrix + columns.reshape(-1, columns.shape[-1]).T @ rows
         d_xh = gather_neighbourhoods(d_gates @ transposed, k)
-        return (d_xh[..., channels:], dc * f, d_matrix, d_bias + rows.sum(0)), d_xh[..., :channels]
+        d_x = None if wanted is None else d_xh[..., :first]
+        return (d_xh[..., first:], dc * f, d_matrix, d_bias + rows.sum(0)), d_x
 
     zero = jnp.zeros_like(hs[0])
     init = (zero, zero, jnp.zeros_like(matrix), jnp.zeros(matrix.shape[1], matrix.dtype))
@@ -205,7 +222,7 @@ def _convlstm_bwd(act, residuals, d_hs):
     return d_xs, d_kernels[:, :, :channels], d_kernels[:, :, channels:], d_bias
 
 
-convlstm.defvjp(_convlstm_fwd, _convlstm_bwd)
+convlstm.defvjp(_convlstm_fwd, _convlstm_bwd, symbolic_zeros=True)
 
 
 class ConvLSTM(nn.Module):
