@@ -1,12 +1,12 @@
 """Train-step time of geocryo's ConvLSTM against a PyTorch ConvLSTM of the same architecture.
 
-Both run on the CPU in this process, one after the other, with the same shapes, batch, loss
+Both run on the CPU in this process, in alternating rounds, with the same shapes, batch, loss
 (masked MSE) and optimiser (Adam). Install the reference with ``pip install -e ".[bench]"``
 (PyTorch 2.13, CPU).
 
 Usage::
 
-    python benchmarks/bench_train.py [--batch 8] [--steps 40] [--repeat 3] [--system-allocator]
+    python benchmarks/bench_train.py [--batch 8] [--steps 40] [--repeat 5] [--system-allocator]
 
 As the ``geocryo`` command line does, the script first tunes the C allocator
 (:func:`geocryo.runtime.tune_allocator`), so that XLA's scratch memory is reused from one step to
@@ -41,13 +41,19 @@ def flops(batch, steps, height, width, channels, hidden, layers, kernel=3) -> fl
     return 3 * total
 
 
-def time_steps(step, n: int, repeat: int) -> float:
-    best = np.inf
+def time_steps(steps, n: int, repeat: int) -> list[float]:
+    """Best time per step of each of ``steps`` over ``repeat`` rounds of ``n`` steps.
+
+    The rounds alternate between the contenders, so that a busy spell on a shared machine
+    falls on both rather than on whichever ran at the time.
+    """
+    best = [np.inf] * len(steps)
     for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(n):
-            step()
-        best = min(best, (time.perf_counter() - t) / n)
+        for k, step in enumerate(steps):
+            t = time.perf_counter()
+            for _ in range(n):
+                step()
+            best[k] = min(best[k], (time.perf_counter() - t) / n)
     return best
 
 
@@ -138,7 +144,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--targets", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
         "--system-allocator", action="store_true", help="keep glibc's allocator defaults"
     )
@@ -158,8 +164,9 @@ def main() -> None:
         f"{work / 1e9:.3f} GFLOP per step; jax on {jax.devices()[0].platform}; "
         f"allocator {'tuned by geocryo' if tuned else 'system defaults'}"
     )
-    ours = time_steps(geocryo_step(args, x, y, m), args.steps, args.repeat)
-    theirs = time_steps(torch_step(args, x, y, m), args.steps, args.repeat)
+    ours, theirs = time_steps(
+        [geocryo_step(args, x, y, m), torch_step(args, x, y, m)], args.steps, args.repeat
+    )
     print(f"geocryo (JAX/Flax): {ours * 1e3:.2f} ms/step, {work / ours / 1e9:.2f} GFLOP/s")
     print(f"PyTorch:            {theirs * 1e3:.2f} ms/step, {work / theirs / 1e9:.2f} GFLOP/s")
     print(f"train-step ratio: {ours / theirs:.2f}")
