@@ -167,9 +167,7 @@ def _convlstm_fwd(xs, input_kernel, state_kernel, bias, act):
     # a network's first layer are data, and their gradient (a GEMM and a gather per step) is
     # left out; whether it is wanted travels in the residuals' structure: () or None.
     wanted = () if xs.perturbed else None
-    xs, input_kernel, state_kernel, bias = (
-        a.value for a in (xs, input_kernel, state_kernel, bias)
-    )
+    xs, input_kernel, state_kernel, bias = (a.value for a in (xs, input_kernel, state_kernel, bias))
     hs, gates, cs = _run(xs, input_kernel, state_kernel, bias, act)
     return hs, (xs, hs, gates, cs, input_kernel, state_kernel, wanted)
 
