@@ -137,10 +137,9 @@ def convlstm(
     neighbourhoods of the ``C + F`` channels. The gradient is written out (backpropagation
     through time by hand): one reverse loop computes, per step, the gates' gradient, the
     gradient of ``[x_t, h_{t-1}]`` (one GEMM and :func:`gather_neighbourhoods`) and adds the
-    step's share of the kernel gradient (one GEMM), so every array a step touches is a few
-    hundred kilobytes and stays in cache; nothing of size T x B x H x W x 4F is stored but the
-    gates' pre-activations the forward pass keeps. Where ``xs`` is not differentiated (data, as
-    a network's first layer reads), its gradient is not computed.
+    step's share of the kernel gradient (one GEMM), so that no array of size T x B x H x W x 4F
+    is built but the gates' pre-activations the forward pass keeps. Where ``xs`` is not
+    differentiated (data, as a network's first layer reads), its gradient is not computed.
     """
     return _run(xs, input_kernel, state_kernel, bias, act)[0]
 
