@@ -122,6 +122,15 @@ def _stacked_kernel(input_kernel: jax.Array, state_kernel: jax.Array) -> jax.Arr
     return both.reshape(k * k * both.shape[2], both.shape[3])
 
 
+def _columns(x_t: jax.Array, h: jax.Array, kernel: int) -> jax.Array:
+    """A step's GEMM rows: the neighbourhoods of ``[x_t, h]``, ``(B, H, W, k k (C + F))``.
+
+    The forward pass multiplies them by the stacked kernel; the backward builds them again for
+    the kernel's gradient rather than keeping T of them.
+    """
+    return neighbourhoods(jnp.concatenate([x_t, h], axis=-1), kernel)
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def convlstm(
     xs: jax.Array, input_kernel: jax.Array, state_kernel: jax.Array, bias: jax.Array, act
@@ -152,7 +161,7 @@ def _run(xs, input_kernel, state_kernel, bias, act):
 
     def step(carry, x_t):
         h, c = carry
-        gates = neighbourhoods(jnp.concatenate([x_t, h], axis=-1), k) @ matrix + bias
+        gates = _columns(x_t, h, k) @ matrix + bias
         i, f, o, g = _activations(gates, act)
         c_new = f * c + i * g
         h_new = o * act(c_new)
@@ -203,7 +212,7 @@ def _convlstm_bwd(act, residuals, d_hs):
             ],
             axis=-1,
         )
-        columns = neighbourhoods(jnp.concatenate([x_t, hp], axis=-1), k)
+        columns = _columns(x_t, hp, k)
         rows = d_gates.reshape(-1, d_gates.shape[-1])
         d_matrix = d_matrix + columns.reshape(-1, columns.shape[-1]).T @ rows
         d_xh = gather_neighbourhoods(d_gates @ transposed, k)
