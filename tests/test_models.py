@@ -122,16 +122,17 @@ def test_network_groups_heads_and_parameter_count():
 
 
 @pytest.mark.parametrize("activation", ["tanh", "softsign"])
-def test_handwritten_gradient_equals_autodiff_through_the_scan(activation):
+@pytest.mark.parametrize("steps", [5, 1])  # one step: the first, from zero state, alone
+def test_handwritten_gradient_equals_autodiff_through_the_scan(activation, steps):
     from geocryo.models.convlstm import ACTIVATIONS, convlstm
 
     act = ACTIVATIONS[activation]
     keys = jax.random.split(jax.random.PRNGKey(4), 5)
-    xs = jax.random.normal(keys[0], (5, 2, 6, 5, 2))
+    xs = jax.random.normal(keys[0], (steps, 2, 6, 5, 2))
     w_in = 0.3 * jax.random.normal(keys[1], (3, 3, 2, 4 * 3))
     w_state = 0.3 * jax.random.normal(keys[2], (3, 3, 3, 4 * 3))
     bias = 0.3 * jax.random.normal(keys[3], (4 * 3,))
-    weights = jax.random.normal(keys[4], (5, 2, 6, 5, 3))
+    weights = jax.random.normal(keys[4], (steps, 2, 6, 5, 3))
 
     def conv(a, w):
         return jax.lax.conv_general_dilated(

@@ -40,6 +40,10 @@ def neighbourhoods(x: jax.Array, kernel: int) -> jax.Array:
 
     ``x`` has shape ``(..., H, W, C)``; the result ``(..., H, W, kernel * kernel * C)``, zero
     padded at the edges ('same' convolution), ordered (row offset, column offset, channel).
+
+    The shifted views are stacked on two new axes, one per offset, and the result reshaped:
+    XLA's CPU backend writes that in one pass over the output. Concatenated along the channel
+    axis instead, each view is copied out on its own and then copied again into the result.
     """
     if kernel == 1:
         return x
@@ -47,14 +51,11 @@ def neighbourhoods(x: jax.Array, kernel: int) -> jax.Array:
     pad = [(0, 0)] * (x.ndim - 3) + [(half, half), (half, half), (0, 0)]
     padded = jnp.pad(x, pad)
     height, width = x.shape[-3], x.shape[-2]
-    return jnp.concatenate(
-        [
-            padded[..., i : i + height, j : j + width, :]
-            for i in range(kernel)
-            for j in range(kernel)
-        ],
-        axis=-1,
-    )
+    rows = [
+        jnp.stack([padded[..., i : i + height, j : j + width, :] for j in range(kernel)], axis=-2)
+        for i in range(kernel)
+    ]
+    return jnp.stack(rows, axis=-3).reshape(*x.shape[:-1], kernel * kernel * x.shape[-1])
 
 
 def gather_neighbourhoods(cols: jax.Array, kernel: int) -> jax.Array:
@@ -147,8 +148,10 @@ def convlstm(
     through time by hand): one reverse loop computes, per step, the gates' gradient, the
     gradient of ``[x_t, h_{t-1}]`` (one GEMM and :func:`gather_neighbourhoods`) and adds the
     step's share of the kernel gradient (one GEMM), so that no array of size T x B x H x W x 4F
-    is built but the gates' pre-activations the forward pass keeps. Where ``xs`` is not
-    differentiated (data, as a network's first layer reads), its gradient is not computed.
+    is built but the gates' pre-activations the forward pass keeps. The first step, from zero
+    state, is done after the loop, without the state's part: the state kernel's gradient and the
+    state's gradient there are zero. Where ``xs`` is not differentiated (data, as a network's
+    first layer reads), its gradient is not computed.
     """
     return _run(xs, input_kernel, state_kernel, bias, act)[0]
 
@@ -187,18 +190,15 @@ def _derivative(act, x):
 
 def _convlstm_bwd(act, residuals, d_hs):
     xs, hs, gates, cs, input_kernel, state_kernel, wanted = residuals
-    k, channels = input_kernel.shape[0], xs.shape[-1]
+    k, channels, width = input_kernel.shape[0], xs.shape[-1], input_kernel.shape[-1]
     matrix = _stacked_kernel(input_kernel, state_kernel)
     if wanted is None:  # the hidden state's gradient alone: through the state kernel
-        transposed, first = state_kernel.reshape(-1, matrix.shape[1]).T, 0
+        transposed, first = state_kernel.reshape(-1, width).T, 0
     else:
         transposed, first = matrix.T, channels
-    h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])
-    c_prev = jnp.concatenate([jnp.zeros_like(cs[:1]), cs[:-1]])
 
-    def step(carry, inputs):
-        dh_next, dc_next, d_matrix, d_bias = carry
-        dh_out, gates, c, cp, x_t, hp = inputs
+    def gates_gradient(dh_out, dh_next, dc_next, gates, c, cp):
+        """The gradient of a step's gates' pre-activations, and of the cell state before it."""
         i, f, o, g = _activations(gates, act)
         raw_g = jnp.split(gates, 4, axis=-1)[3]
         dh = dh_out + dh_next
@@ -212,20 +212,36 @@ def _convlstm_bwd(act, residuals, d_hs):
             ],
             axis=-1,
         )
+        return d_gates, dc * f
+
+    def step(carry, inputs):
+        dh_next, dc_next, d_matrix, d_bias = carry
+        dh_out, gates, c, cp, x_t, hp = inputs
+        d_gates, dc_prev = gates_gradient(dh_out, dh_next, dc_next, gates, c, cp)
         columns = _columns(x_t, hp, k)
-        rows = d_gates.reshape(-1, d_gates.shape[-1])
+        rows = d_gates.reshape(-1, width)
         d_matrix = d_matrix + columns.reshape(-1, columns.shape[-1]).T @ rows
         d_xh = gather_neighbourhoods(d_gates @ transposed, k)
         d_x = None if wanted is None else d_xh[..., :first]
-        return (d_xh[..., first:], dc * f, d_matrix, d_bias + rows.sum(0)), d_x
+        return (d_xh[..., first:], dc_prev, d_matrix, d_bias + rows.sum(0)), d_x
 
+    # The loop runs back from the last step to the second. The first step started from zero
+    # state: the state kernel saw zeros there and the zero state needs no gradient, so its
+    # share is the input kernel's, the bias's and the input's alone.
     zero = jnp.zeros_like(hs[0])
-    init = (zero, zero, jnp.zeros_like(matrix), jnp.zeros(matrix.shape[1], matrix.dtype))
-    (_, _, d_matrix, d_bias), d_xs = jax.lax.scan(
-        step, init, (d_hs, gates, cs, c_prev, xs, h_prev), reverse=True
-    )
-    d_kernels = d_matrix.reshape(k, k, -1, matrix.shape[1])
-    return d_xs, d_kernels[:, :, :channels], d_kernels[:, :, channels:], d_bias
+    init = (zero, zero, jnp.zeros_like(matrix), jnp.zeros(width, matrix.dtype))
+    later = (d_hs[1:], gates[1:], cs[1:], cs[:-1], xs[1:], hs[:-1])
+    (dh, dc, d_matrix, d_bias), d_xs = jax.lax.scan(step, init, later, reverse=True)
+    d_gates, _ = gates_gradient(d_hs[0], dh, dc, gates[0], cs[0], zero)
+    rows = d_gates.reshape(-1, width)
+    columns = neighbourhoods(xs[0], k).reshape(-1, k * k * channels)
+    d_kernels = d_matrix.reshape(k, k, -1, width)
+    d_input_kernel = d_kernels[:, :, :channels] + (columns.T @ rows).reshape(input_kernel.shape)
+    if wanted is not None:
+        input_matrix = input_kernel.reshape(-1, width)
+        d_first = gather_neighbourhoods(d_gates @ input_matrix.T, k)
+        d_xs = jnp.concatenate([d_first[None], d_xs])
+    return d_xs, d_input_kernel, d_kernels[:, :, channels:], d_bias + rows.sum(0)
 
 
 convlstm.defvjp(_convlstm_fwd, _convlstm_bwd, symbolic_zeros=True)
