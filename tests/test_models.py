@@ -121,49 +121,102 @@ def test_network_groups_heads_and_parameter_count():
         net.apply(params, {"history": inputs["history"]})
 
 
-@pytest.mark.parametrize("activation", ["tanh", "softsign"])
-@pytest.mark.parametrize("steps", [5, 1])  # one step: the first, from zero state, alone
-def test_handwritten_gradient_equals_autodiff_through_the_scan(activation, steps):
-    from geocryo.models.convlstm import ACTIVATIONS, convlstm
-
-    act = ACTIVATIONS[activation]
-    keys = jax.random.split(jax.random.PRNGKey(4), 5)
-    xs = jax.random.normal(keys[0], (steps, 2, 6, 5, 2))
-    w_in = 0.3 * jax.random.normal(keys[1], (3, 3, 2, 4 * 3))
-    w_state = 0.3 * jax.random.normal(keys[2], (3, 3, 3, 4 * 3))
-    bias = 0.3 * jax.random.normal(keys[3], (4 * 3,))
-    weights = jax.random.normal(keys[4], (steps, 2, 6, 5, 3))
+def _reference_layer(xs, w_in, w_state, bias, act):
+    """A ConvLSTM layer by ``lax.conv`` in a scan, differentiated by autodiff."""
 
     def conv(a, w):
         return jax.lax.conv_general_dilated(
             a, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
 
-    def reference(xs, w_in, w_state, bias):
-        zero = jnp.zeros((*xs.shape[1:-1], 3))
+    zero = jnp.zeros((*xs.shape[1:-1], w_state.shape[2]))
 
-        def step(carry, x):
-            h, c = carry
-            i, f, o, g = jnp.split(conv(x, w_in) + conv(h, w_state) + bias, 4, axis=-1)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * act(g)
-            h = jax.nn.sigmoid(o) * act(c)
-            return (h, c), h
+    def step(carry, x):
+        h, c = carry
+        i, f, o, g = jnp.split(conv(x, w_in) + conv(h, w_state) + bias, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * act(g)
+        h = jax.nn.sigmoid(o) * act(c)
+        return (h, c), h
 
-        return jax.lax.scan(step, (zero, zero), xs)[1]
+    return jax.lax.scan(step, (zero, zero), xs)[1]
 
+
+def _random_layers(key, channels, features, depth):
+    layers = []
+    for n in range(depth):
+        k_in, k_state, k_bias = jax.random.split(jax.random.fold_in(key, n), 3)
+        c = channels if n == 0 else features
+        layers.append(
+            (
+                0.3 * jax.random.normal(k_in, (3, 3, c, 4 * features)),
+                0.3 * jax.random.normal(k_state, (3, 3, features, 4 * features)),
+                0.3 * jax.random.normal(k_bias, (4 * features,)),
+            )
+        )
+    return tuple(layers)
+
+
+def _assert_gradients_match(ours, reference, xs, layers, weights):
     def loss(fn):
-        return lambda *args: jnp.sum(weights * jnp.sin(fn(*args)))
+        return lambda xs, layers: jnp.sum(weights * jnp.sin(fn(xs, layers)))
 
-    def ours(*args):
-        return convlstm(*args, act)
-
-    args = (xs, w_in, w_state, bias)
-    np.testing.assert_allclose(ours(*args), reference(*args), rtol=1e-5, atol=1e-5)
-    expected = jax.grad(loss(reference), argnums=(0, 1, 2, 3))(*args)
-    got = jax.grad(loss(ours), argnums=(0, 1, 2, 3))(*args)
-    for e, g in zip(expected, got, strict=True):
+    np.testing.assert_allclose(ours(xs, layers), reference(xs, layers), rtol=1e-5, atol=1e-5)
+    expected = jax.grad(loss(reference), argnums=(0, 1))(xs, layers)
+    got = jax.grad(loss(ours), argnums=(0, 1))(xs, layers)
+    for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
     # With the inputs held fixed (data), the backward leaves their gradient out.
-    kernels_only = jax.grad(loss(ours), argnums=(1, 2, 3))(*args)
-    for e, g in zip(expected[1:], kernels_only, strict=True):
+    kernels_only = jax.grad(loss(ours), argnums=1)(xs, layers)
+    for e, g in zip(jax.tree.leaves(expected[1]), jax.tree.leaves(kernels_only), strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softsign"])
+@pytest.mark.parametrize("steps", [5, 1])  # one step: the first, from zero state, alone
+def test_handwritten_gradient_equals_autodiff_through_the_scan(activation, steps):
+    from geocryo.models.convlstm import ACTIVATIONS, convlstm
+
+    act = ACTIVATIONS[activation]
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    xs = jax.random.normal(keys[0], (steps, 2, 6, 5, 2))
+    layers = _random_layers(keys[1], 2, 3, 1)
+    weights = jax.random.normal(keys[2], (steps, 2, 6, 5, 3))
+    _assert_gradients_match(
+        lambda xs, layers: convlstm(xs, *layers[0], act),
+        lambda xs, layers: _reference_layer(xs, *layers[0], act),
+        xs,
+        layers,
+        weights,
+    )
+
+
+@pytest.mark.parametrize(("depth", "steps"), [(2, 5), (3, 4), (3, 2), (2, 1)])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_wavefront_equals_the_layers_run_one_after_another(depth, steps, dropout):
+    """The layers' wavefront, ramps included, gives what running them in turn gives."""
+    from geocryo.models.convlstm import stacked_convlstm
+
+    keys = jax.random.split(jax.random.PRNGKey(5), 4)
+    xs = jax.random.normal(keys[0], (steps, 2, 6, 5, 2))
+    layers = _random_layers(keys[1], 2, 3, depth)
+    weights = jax.random.normal(keys[2], (steps, 2, 6, 5, 3))
+    keeps = ()
+    if dropout:
+        shape = (steps, 2, 6, 5, 3)
+        keeps = tuple(
+            jax.random.bernoulli(jax.random.fold_in(keys[3], n), 0.7, shape) / 0.7
+            for n in range(depth - 1)
+        )
+
+    def in_turn(xs, layers):
+        for n, layer in enumerate(layers):
+            xs = _reference_layer(xs * keeps[n - 1] if n and keeps else xs, *layer, jnp.tanh)
+        return xs
+
+    _assert_gradients_match(
+        lambda xs, layers: stacked_convlstm(xs, layers, keeps, jnp.tanh),
+        in_turn,
+        xs,
+        layers,
+        weights,
+    )
