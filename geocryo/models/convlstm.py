@@ -144,6 +144,23 @@ def _put(buffer: jax.Array, value: jax.Array, t) -> jax.Array:
     return jax.lax.dynamic_update_index_in_dim(buffer, value, t, 0)
 
 
+def _sweep(wave, carry, passes: int, loop: tuple[int, int]):
+    """``carry`` after ``wave(s, carry, ramp)`` for ``s`` in ``range(passes)``, in order.
+
+    The passes in ``range(*loop)`` run in a ``fori_loop`` with ``ramp`` False: there every layer
+    has a step to do, and none is at its first. The ramps on either side, where some layers have
+    none, are unrolled, with ``s`` a Python int and ``ramp`` True.
+    """
+    start, stop = loop
+    for s in range(min(start, passes)):
+        carry = wave(s, carry, True)
+    if stop > start:
+        carry = jax.lax.fori_loop(start, stop, lambda s, c: wave(s, c, False), carry)
+    for s in range(max(stop, start), passes):
+        carry = wave(s, carry, True)
+    return carry
+
+
 Layer = tuple[jax.Array, jax.Array, jax.Array]
 
 
@@ -203,10 +220,13 @@ def _forward(xs, layers, keeps, act):
         for _, w, _ in layers
     ]
 
-    def wave(s, state, saved, active):
-        """Layer l's step s - l, for each active layer l, from the state before ``s``."""
-        before, state, saved = state, list(state), list(saved)
-        for n in active:
+    def wave(s, carry, ramp):
+        """Layer n's step s - n, for each layer that has one, from the state before ``s``."""
+        before, saved = carry
+        state, saved = list(before), list(saved)
+        for n in range(depth):
+            if ramp and not 0 <= s - n < steps:
+                continue
             t = s - n
             x_t = xs[t] if n == 0 else before[n - 1][0]
             if n > 0 and keeps:
@@ -220,19 +240,7 @@ def _forward(xs, layers, keeps, act):
             saved[n] = tuple(_put(a, v, t) for a, v in zip(saved[n], (h, gates, c), strict=True))
         return state, saved
 
-    def active(s):
-        return [n for n in range(depth) if 0 <= s - n < steps]
-
-    # Ramp up and down outside the loop; inside it, every layer has a step to do.
-    for s in range(min(depth - 1, steps + depth - 1)):
-        state, saved = wave(s, state, saved, active(s))
-    if steps > depth - 1:
-        state, saved = jax.lax.fori_loop(
-            depth - 1, steps, lambda s, carry: wave(s, *carry, range(depth)), (state, saved)
-        )
-    for s in range(max(steps, depth - 1), steps + depth - 1):
-        state, saved = wave(s, state, saved, active(s))
-    return saved
+    return _sweep(wave, (state, saved), steps + depth - 1, (depth - 1, steps))[1]
 
 
 def _stacked_fwd(xs, layers, keeps, act):
@@ -279,12 +287,14 @@ def _stacked_bwd(act, residuals, d_top):
         )
         return d_gates, dc * f
 
-    def wave(r, carry, active, ramp):
-        """Layer n's step T - 1 - r + (L - 1 - n), for each active layer n."""
+    def wave(r, carry, ramp):
+        """Layer n's step T - 1 - r + (L - 1 - n), for each layer that has one."""
         dh_next, dc_next, passed_down = carry[0], carry[1], carry[5]
         dh, dc, d_matrix, d_first, d_bias, down, d_xs = (list(part) for part in carry)
-        for n in active:
+        for n in range(depth):
             t = steps - 1 - r + depth - 1 - n
+            if ramp and not 0 <= t < steps:
+                continue
             hs, gates, cs = saved[n]
             if n == depth - 1:
                 dh_out = d_top[t]
@@ -316,9 +326,6 @@ def _stacked_bwd(act, residuals, d_top):
                 d_xs[0] = _put(d_xs[0], d_x, t)
         return tuple(tuple(part) for part in (dh, dc, d_matrix, d_first, d_bias, down, d_xs))
 
-    def active(r):
-        return [n for n in range(depth) if 0 <= steps - 1 - r + depth - 1 - n < steps]
-
     zeros = tuple(jnp.zeros_like(saved[n][0][0]) for n in range(depth))
     carry = (
         zeros,
@@ -329,15 +336,8 @@ def _stacked_bwd(act, residuals, d_top):
         (None, *(jnp.zeros_like(saved[n - 1][0][0]) for n in range(1, depth))),
         (jnp.zeros_like(xs),) if wanted is not None else (),
     )
-    # Inside the loop every layer has a step to do, and none is at its first step.
-    for r in range(min(depth - 1, steps + depth - 1)):
-        carry = wave(r, carry, active(r), True)
-    if steps - 1 > depth - 1:
-        carry = jax.lax.fori_loop(
-            depth - 1, steps - 1, lambda r, c: wave(r, c, range(depth), False), carry
-        )
-    for r in range(max(steps - 1, depth - 1), steps + depth - 1):
-        carry = wave(r, carry, active(r), True)
+    # The top layer's first step (pass T - 1) is a ramp pass: the loop stops before it.
+    carry = _sweep(wave, carry, steps + depth - 1, (depth - 1, steps - 1))
     _, _, d_matrix, d_first, d_bias, _, d_xs = carry
     grads = []
     for n, (input_kernel, _, _) in enumerate(layers):
