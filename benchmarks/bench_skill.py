@@ -19,8 +19,8 @@ import time
 import warnings
 
 import geocryo
-from geocryo import baselines, metrics
-from geocryo.forecaster import FitConfig
+from geocryo.evaluation import baselines, metrics
+from geocryo.forecast import FitConfig
 from geocryo.runtime import tune_allocator
 
 

@@ -35,7 +35,7 @@ import xarray as xr
 import zarr
 
 import geocryo
-from geocryo.io import _prepare, default_chunks
+from geocryo.io.stores import _prepare, default_chunks
 
 _CHILD = """
 import sys, geocryo

@@ -28,7 +28,7 @@ from .cube import MODALITIES, features, targets, validate
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .forecaster import Forecaster
+    from .forecast import Forecaster
 
 __all__ = ["GeocryoAccessor", "PlotAccessor"]
 
@@ -98,7 +98,7 @@ class GeocryoAccessor:
         -------
         Forecaster
         """
-        from .forecaster import fit
+        from .forecast import fit
 
         return fit(self._ds, **kwargs)
 
@@ -140,7 +140,7 @@ class GeocryoAccessor:
         -------
         xr.Dataset
         """
-        from .evaluate import evaluate
+        from .evaluation import evaluate
 
         return evaluate(model, self._ds, truth, **kwargs)
 

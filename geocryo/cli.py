@@ -123,7 +123,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .forecaster import FitConfig, fit
+    from .forecast import FitConfig, fit
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -139,7 +139,9 @@ def _fit(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    config = replace(config, **changes) if changes else config
+    config = replace(config, **changes).with_train(
+        ensemble=args.ensemble, epochs=args.epochs, seed=args.seed
+    )
     _log(args, f"fitting {args.mode}: {args.epochs} epochs, {args.ensemble} members")
     model = fit(
         cube,
@@ -147,10 +149,7 @@ def _fit(args: argparse.Namespace) -> int:
         lookback=args.lookback,
         lead=args.lead,
         patch=args.patch,
-        ensemble=args.ensemble,
-        epochs=args.epochs,
         config=config,
-        seed=args.seed,
         progress=not args.quiet,
     )
     model.save(out, overwrite=args.overwrite)
@@ -164,7 +163,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .forecaster import load
+    from .forecast import load
     from .io import write_zarr
 
     out = Path(args.out)
@@ -185,8 +184,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from . import plots
-    from .evaluate import evaluate, to_markdown
-    from .forecaster import load
+    from .evaluation import evaluate, to_markdown
+    from .forecast import load
     from .io import open_zarr
     from .report import calibration_markdown, write_report
 
@@ -224,7 +223,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _learning_commands(commands) -> None:
-    from .forecaster import MODES
+    from .forecast import MODES
 
     demo = commands.add_parser(
         "demo",

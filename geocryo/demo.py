@@ -23,8 +23,9 @@ import pandas as pd
 import xarray as xr
 
 from . import plots, synthetic
-from .evaluate import evaluate, forecast_period, to_markdown
-from .forecaster import FitConfig, Forecaster, fit
+from ._checks import integer
+from .evaluation import evaluate, to_markdown
+from .forecast import FitConfig, Forecaster, fit, forecast_period, summarize
 from .report import calibration_markdown, headline, write_report
 
 __all__ = [
@@ -59,7 +60,7 @@ class DemoSettings:
     seed
         Seed of the synthetic world and of the fits.
     config
-        Network and optimiser settings (:class:`~geocryo.forecaster.FitConfig`).
+        Network and optimiser settings (:class:`~geocryo.forecast.FitConfig`).
     """
 
     ny: int = 64
@@ -76,9 +77,8 @@ class DemoSettings:
 
     def __post_init__(self) -> None:
         for name in ("ny", "nx", "n_sites", "lookback", "patch", "epochs", "ensemble"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"DemoSettings.{name} must be a positive int, got {value!r}")
+            value = integer(f"DemoSettings.{name}", getattr(self, name), low=1)
+            object.__setattr__(self, name, value)
         if self.patch > min(self.ny, self.nx):
             raise ValueError(
                 f"DemoSettings.patch ({self.patch}) must fit in the grid ({self.ny} x {self.nx})"
@@ -148,7 +148,7 @@ def open_entry(
     tuple
         ``(cube, truth)``, lazy; ``truth`` is ``None`` where the catalog has no truth entry.
     """
-    from .catalog import open_catalog, open_cube
+    from .io import open_catalog, open_cube
 
     cat = open_catalog(catalog)
     try:
@@ -241,10 +241,7 @@ def run_demo(
             mode=mode,
             lookback=s.lookback,
             patch=s.patch,
-            ensemble=s.ensemble,
-            epochs=s.epochs,
-            config=s.config,
-            seed=s.seed,
+            config=s.config.with_train(ensemble=s.ensemble, epochs=s.epochs, seed=s.seed),
             progress=progress,
         )
         seconds[mode] = time.perf_counter() - t
@@ -258,12 +255,13 @@ def run_demo(
     step(4, "forecasting the test period (and the whole record with the multimodal model)")
     t = time.perf_counter()
     test = models["multimodal"].periods["test"]
-    predictions = {
+    members = {
         "teacher_forcing": forecast_period(
-            models["teacher_forcing"], cube, test, progress=progress
+            models["teacher_forcing"], cube, test, members=True, progress=progress
         ),
-        "multimodal": models["multimodal"].predict(cube, progress=progress),
+        "multimodal": models["multimodal"].predict(cube, members=True, progress=progress),
     }
+    predictions = {name: summarize(forecast) for name, forecast in members.items()}
     seconds["predict"] = time.perf_counter() - t
 
     step(5, "scoring against persistence, seasonal persistence and climatology")
@@ -272,7 +270,7 @@ def run_demo(
         models,
         cube,
         truth,
-        predictions={k: v.sel(time=test) for k, v in predictions.items()},
+        predictions={k: v.sel(time=test) for k, v in members.items()},
         progress=progress,
     )
     seconds["evaluate"] = time.perf_counter() - t

@@ -23,8 +23,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from scipy.stats import norm
 
-from .evaluate import thaw_trend
-from .forecaster import Forecaster
+from .evaluation import thaw_trend
+from .forecast import Forecaster
 from .preprocess.plan import SPREAD_SUFFIX
 
 __all__ = [
@@ -279,7 +279,7 @@ def trend_maps(fields: Mapping[str, xr.DataArray], *, min_years: int = 3) -> Fig
     fields
         Monthly thaw depth fields [cm] on (time, y, x) by name (``{"truth": ...,
         "multimodal": ...}``); each cell's trend is the slope of a straight line through its
-        yearly maxima (:func:`geocryo.evaluate.thaw_trend`).
+        yearly maxima (:func:`geocryo.evaluation.thaw_trend`).
     min_years
         Fewest complete years for a trend.
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .evaluate import ALL, to_markdown
-from .forecaster import Forecaster
+from .evaluation import ALL, to_markdown
+from .forecast import Forecaster
 
 __all__ = [
     "calibration_markdown",
@@ -289,5 +289,16 @@ def write_report(
     if notes:
         parts += ["## Notes", "", notes, ""]
     text = "\n".join(parts).rstrip() + "\n"
-    (directory / "report.md").write_text(text, encoding="utf-8")
+    # The directory also holds the figures (the caller's, written before): only report.md is
+    # this function's, replaced whole through geocryo.io.atomic.
+    from .io.atomic import atomic_write
+
+    with atomic_write(
+        directory / "report.md",
+        overwrite=True,
+        replaceable=Path.is_file,
+        what="a report file",
+        directory=False,
+    ) as staging:
+        staging.write_text(text, encoding="utf-8")
     return text

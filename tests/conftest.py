@@ -1,5 +1,5 @@
-"""Shared fixtures: a small synthetic Alaska, the numpy / dask backends to run it on, and
-checks that code stays lazy (no dask graph computed, no task run)."""
+"""Shared fixtures: small synthetic Alaskas (the named worlds of worlds.py), the numpy / dask
+backends to run them on, and checks that code stays lazy (no dask graph computed, no task run)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import dask
 import pytest
 import xarray as xr
 from dask.callbacks import Callback
-
-from geocryo import synthetic
+from worlds import world
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def small_cube() -> tuple[xr.Dataset, xr.Dataset]:
 
     Shared by the tests of a module: copy before changing it (``backend(cube)``, ``.copy()``).
     """
-    return synthetic.alaska(ny=12, nx=10, start="2000-01", end="2002-12", seed=3, n_sites=6)
+    return world("small", load=False)
 
 
 @pytest.fixture(params=["numpy", "dask"])
@@ -88,8 +87,7 @@ def task_counter() -> TaskCounter:
 @pytest.fixture(scope="session")
 def tiny_world() -> tuple[xr.Dataset, xr.Dataset]:
     """An 8 x 8 synthetic Alaska over 2000-2003 with 20 sites, loaded: (cube, truth)."""
-    cube, truth = synthetic.alaska(ny=8, nx=8, start="2000-01", end="2003-12", n_sites=20)
-    return cube.load(), truth.load()
+    return world("tiny")
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,13 @@ import sys
 
 import numpy as np
 import pytest
+import worlds
 import xarray as xr
 from matplotlib.figure import Figure
 
 import geocryo
-from geocryo.evaluate import evaluate
-from geocryo.forecaster import FitConfig
+from geocryo.evaluation import evaluate
+from geocryo.forecast import FitConfig
 from geocryo.preprocess import TimeSplit
 from geocryo.train import TrainConfig
 
@@ -34,10 +35,7 @@ FIT = dict(
 
 @pytest.fixture(scope="module")
 def world() -> tuple[xr.Dataset, xr.Dataset]:
-    cube, truth = geocryo.synthetic.alaska(
-        ny=16, nx=16, start="2000-01", end="2005-12", seed=2, n_sites=20
-    )
-    return cube.load(), truth.load()
+    return worlds.world("six_years_seed2")
 
 
 @pytest.fixture(scope="module")

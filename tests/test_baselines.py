@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from geocryo import baselines
-from geocryo.baselines import (
+from geocryo.evaluation import baselines
+from geocryo.evaluation.baselines import (
     BASELINES,
     baseline_forecasts,
     climatology,

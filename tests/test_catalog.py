@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 import xarray as xr
 from dask.callbacks import Callback
+from worlds import world
 
-from geocryo import synthetic
-from geocryo.catalog import (
+from geocryo.cube import CubeError, validate
+from geocryo.io import open_zarr, write_zarr
+from geocryo.io.catalog import (
     CubeSource,
     MissingDataError,
     catalog_path,
     open_catalog,
     open_cube,
 )
-from geocryo.cube import CubeError, validate
-from geocryo.io import open_zarr, write_zarr
 
 # intake 2.0.9 warns about shell commands on every string parameter; geocryo.catalog silences
 # it on import, but pytest resets warning filters around each test.
@@ -52,7 +52,7 @@ DATA_ENTRIES = sorted(name for name, source in ENTRIES.items() if source.contain
 def data_dir(tmp_path_factory) -> Path:
     """A data directory laid out like data/: synthetic/alaska.zarr and its truth beside it."""
     root = tmp_path_factory.mktemp("data")
-    cube, truth = synthetic.alaska(ny=8, nx=8, start="2000-01", end="2001-12")
+    cube, truth = world("two_years", load=False)
     write_zarr(cube, root / "synthetic" / "alaska.zarr", progress=False)
     write_zarr(truth, root / "synthetic" / "alaska-truth.zarr", progress=False)
     return root

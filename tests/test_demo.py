@@ -16,7 +16,7 @@ import xarray as xr
 
 from geocryo import plots
 from geocryo.demo import QUICK, DemoSettings, run_demo
-from geocryo.evaluate import forecast_period
+from geocryo.forecast import forecast_period
 
 SETTINGS = replace(QUICK, ny=16, nx=16, lookback=6, patch=8, epochs=4)
 NAMES = ["alt", "ch4_flux", "co2_flux"]

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from worlds import world
 
 import geocryo
-from geocryo.forecaster import FitConfig
+from geocryo.forecast import FitConfig
 from geocryo.preprocess import TimeSplit
 from geocryo.train import TrainConfig
 
@@ -17,8 +18,8 @@ TINY = FitConfig(features=4, layers=1, batch_size=8, train=TrainConfig(warmup_st
 
 @pytest.fixture(scope="module")
 def cube():
-    cube, _ = geocryo.synthetic.alaska(ny=16, nx=16, start="2000-01", end="2005-12", n_sites=20)
-    return cube.load()
+    cube, _ = world("six_years")
+    return cube
 
 
 def fit_tiny(cube, config=TINY, ensemble=2, epochs=2):
@@ -134,3 +135,37 @@ def test_bad_cubes_are_refused(cube):
         geocryo.fit(cube, mode="persistence", progress=False)
     with pytest.raises(ValueError):
         geocryo.fit(cube.isel(time=slice(0, 10)), lookback=12, progress=False)
+
+
+def test_a_setting_given_twice_with_two_values_is_refused(cube):
+    config = dataclasses.replace(TINY, train=TrainConfig(warmup_steps=2, epochs=20))
+    with pytest.raises(ValueError, match=r"fit\(epochs=3\) and config.train.epochs=20"):
+        geocryo.fit(cube, epochs=3, config=config, progress=False)
+    with pytest.raises(ValueError, match="ensemble"):
+        geocryo.fit(cube, ensemble=2, config=TINY.with_train(ensemble=3), progress=False)
+
+
+def test_the_config_is_the_one_source_of_settings(model, cube):
+    # fit's keywords landed in the config the model keeps, with the defaults filled in
+    assert model.config.train.epochs == 2 and model.config.train.ensemble == 2
+    assert model.config.train.seed == 0
+    # a config's own setting is kept, never overwritten by fit's defaults
+    one = dataclasses.replace(TINY, train=TrainConfig(warmup_steps=2, epochs=1, ensemble=1))
+    fitted = geocryo.fit(
+        cube, lookback=4, patch=8, config=one, split=TimeSplit(gap=4), progress=False
+    )
+    assert fitted.history.sizes["epoch"] == 1 and fitted.members == 1
+    assert fitted.config.train == dataclasses.replace(one.train, seed=0)
+
+
+def test_members_and_their_summary_come_from_one_path(model, cube, prediction):
+    members = model.predict(cube, members=True, progress=False)
+    assert members.sizes["member"] == model.members
+    assert set(members.data_vars) == set(model.targets)
+    xr.testing.assert_allclose(geocryo.forecast.summarize(members), prediction)
+    # the spread is the members' sample standard deviation (ddof 1)
+    alt = members["alt"].values
+    np.testing.assert_allclose(
+        prediction["alt_std"].values, alt.std(axis=0, ddof=1), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(prediction["alt"].values, alt.mean(axis=0), rtol=1e-5, atol=1e-6)

@@ -360,7 +360,7 @@ def test_a_failed_rename_puts_every_old_store_back(
 
     def failing_replace(src, dst) -> None:
         # the first store is already swapped in when the second one's rename fails
-        if Path(src).name.startswith(".truth.zarr.writing-"):
+        if Path(src).name.startswith(".truth.zarr.geocryo-ready-"):
             raise OSError("disk quota exceeded")
         replace(src, dst)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from geocryo import landscape
-from geocryo.landscape import Landscape, hash_normal, stream_key
+from geocryo.synthetic import landscape
+from geocryo.synthetic.landscape import Landscape, hash_normal, stream_key
 
 MONTHS, ROWS, COLS = np.arange(600, 660), np.arange(40, 104), np.arange(7, 71)
 

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 import xskillscore as xs
 
-from geocryo.baselines import baseline_forecasts
-from geocryo.metrics import (
+from geocryo.evaluation.baselines import baseline_forecasts
+from geocryo.evaluation.metrics import (
     METRICS,
     coverage,
     crps,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from geocryo import physics
+from geocryo.synthetic import physics
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_degree_days_equal_expected_positive_part_of_daily_scatter(mu):
 
 @pytest.mark.parametrize(("maat", "amplitude", "tdd"), [(-2.5, 20.0, 1900), (-10.9, 15.7, 300)])
 def test_sinusoidal_year_gives_published_thawing_degree_days(maat, amplitude, tdd):
-    # Fairbanks and Utqiagvik: DESIGN.md section 3.
+    # Fairbanks and Utqiagvik: the air-temperature normals of docs/science.md.
     days = np.arange(1, 366)
     temperature = physics.seasonal_temperature(maat, amplitude, days)
     assert np.maximum(temperature, 0).sum() == pytest.approx(tdd, rel=0.02)

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from geocryo import plots
-from geocryo.evaluate import evaluate, thaw_trend
+from geocryo.evaluation import evaluate, thaw_trend
 
 NAMES = ["alt", "ch4_flux", "co2_flux"]
 

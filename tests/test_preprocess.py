@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from worlds import world
 
-from geocryo import TARGETS, synthetic
+from geocryo import TARGETS
 from geocryo.preprocess import FittedPreprocessor, PreprocessConfig, Preprocessor, TimeSplit
 
 # The default split of 2000-2019 trains before SMAP (2015) and the SAR campaigns (2017): every
@@ -21,8 +22,8 @@ MONTHS = pd.date_range("2000-01", "2019-12", freq="MS")  # 240 months
 @pytest.fixture(scope="module")
 def record() -> xr.Dataset:
     """A loaded 8 x 8 synthetic Alaska over 2000-2019 (240 months, warming)."""
-    cube, _ = synthetic.alaska(ny=8, nx=8, start="2000-01", end="2019-12", seed=1, n_sites=6)
-    return cube.compute()
+    cube, _ = world("twenty_years")
+    return cube
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
+import worlds
 import xarray as xr
 from distributed import Client, LocalCluster, get_task_stream, get_worker
 
@@ -57,9 +58,7 @@ def client() -> Iterator[Client]:
 @pytest.fixture(scope="module")
 def synthetic() -> tuple[xr.Dataset, xr.Dataset]:
     """A lazy 16 x 16 synthetic Alaska over 2000-2004, with 12 sites."""
-    return geocryo.synthetic.alaska(
-        ny=16, nx=16, start="2000-01", end="2004-12", seed=5, n_sites=12
-    )
+    return worlds.world("five_years", load=False)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +115,7 @@ def test_preprocessing_on_the_cluster_is_the_local_one(client, cube, train) -> N
 def test_the_pca_projection_is_bitwise_the_same_on_the_cluster(client, tmp_path) -> None:
     # A mosaic large enough that a BLAS product would split its sums over threads locally but
     # not on the single-threaded workers; the projection must not depend on it.
-    world = geocryo.synthetic.alaska(ny=64, nx=64, start="2000-01", end="2000-12", seed=7)[0]
+    world = worlds.world("mosaic", load=False)[0]
     path = tmp_path / "mosaic.zarr"
     with dask.config.set(scheduler="threads"):
         geocryo.write_zarr(world[["hyperspectral_reflectance"]], path, progress=False)

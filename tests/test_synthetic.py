@@ -4,6 +4,7 @@ import dask
 import numpy as np
 import pandas as pd
 import pytest
+import worlds
 import xarray as xr
 
 import geocryo
@@ -13,8 +14,7 @@ from geocryo import synthetic
 @pytest.fixture(scope="module")
 def world():
     """Thirty years on a coarse grid, computed once: (cube, truth)."""
-    cube, truth = synthetic.alaska(ny=24, nx=24, start="1990-01", end="2019-12", n_sites=30)
-    return dask.compute(cube, truth)
+    return worlds.world("three_decades")
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def annual_alt(world):
 
 
 def test_cube_is_lazy_and_valid():
-    cube, truth = synthetic.alaska(ny=16, nx=16, start="2000-01", end="2003-12")
+    cube, truth = worlds.world("four_years", load=False)
     assert all(isinstance(v.data, dask.array.Array) for v in cube.data_vars.values())
     geocryo.validate(cube)
     geocryo.validate(truth)

@@ -4,12 +4,13 @@ import math
 
 import dask
 import pytest
+from worlds import world
 
 import geocryo
 from geocryo.bayesopt import Categorical, Real
-from geocryo.forecaster import FitConfig, Forecaster
+from geocryo.forecast import FitConfig, Forecaster
 from geocryo.train import TrainConfig
-from geocryo.tune import KNOBS, default_space
+from geocryo.tuning import KNOBS, default_space
 
 TINY = FitConfig(features=4, layers=1, batch_size=8, train=TrainConfig(warmup_steps=1))
 # 48 months: with lookback 12 (and a 12-month gap) the validation part cannot hold a window, so
@@ -19,8 +20,8 @@ SPACE = {"lookback": Categorical((3, 12)), "learning_rate": Real(1e-3, 1e-2, log
 
 @pytest.fixture(scope="module")
 def cube():
-    cube, _ = geocryo.synthetic.alaska(ny=8, nx=8, start="2000-01", end="2003-12")
-    return cube.load()
+    cube, _ = world("tune")
+    return cube
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_default_space_covers_the_knobs_and_fits_the_grid(cube):
     assert space["learning_rate"].log
     # An 8 x 8 grid holds only 8-cell patches: nothing left to search.
     assert "patch" not in default_space(cube)
-    wider, _ = geocryo.synthetic.alaska(ny=16, nx=20, start="2000-01", end="2000-12")
+    wider, _ = world("wide", load=False)
     assert default_space(wider)["patch"].choices == (8, 16)
 
 
@@ -156,5 +157,5 @@ def test_bad_arguments_are_refused_before_any_trial(cube, kwargs, error, match):
 def test_tune_is_exported():
     from geocryo.bayesopt import Optimizer
 
-    assert callable(geocryo.tune) and geocryo.tune.__module__ == "geocryo.tune"
+    assert callable(geocryo.tune) and geocryo.tune.__module__ == "geocryo.tuning"
     assert geocryo.bayesopt.Optimizer is Optimizer

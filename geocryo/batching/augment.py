@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .._checks import number
 from .channels import HISTORY
 from .stream import Batch, PatchStream
 
@@ -58,13 +59,11 @@ class HistoryDropout:
     """
 
     def __init__(self, stream: PatchStream, rate: float, seed: int = 0) -> None:
-        # NaN fails the range check too.
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-            raise ValueError(f"rate must be a number in [0, 1], got {rate!r}")
+        rate = number("rate", rate, low=0, high=1, what="a number in [0, 1]")
         if HISTORY not in stream.channels:
             raise ValueError(f"the stream has no {HISTORY!r} input group to hide")
         self.stream = stream
-        self.rate = float(rate)
+        self.rate = rate
         self.seed = int(seed)
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._checks import integer
 from ..cube import TARGETS
 from .channels import HISTORY, Layout, Prepared
 from .windows import WindowSpec, epoch_order, month_runs, origins, plan_slabs
@@ -147,11 +148,9 @@ class PatchStream:
             raise TypeError(f"spec must be a WindowSpec, got {type(spec).__name__}")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        for name, value, low in (("prefetch", prefetch, 0), ("max_slab_bytes", max_slab_bytes, 1)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        prefetch = integer("prefetch", prefetch, low=0)
+        max_slab_bytes = integer("max_slab_bytes", max_slab_bytes, low=1)
+        seed = integer("seed", seed)
         if isinstance(indicate_missing, str):
             indicate_missing = (indicate_missing,)
         if targets is None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._checks import integer
+
 __all__ = ["Slab", "WindowSpec", "epoch_order", "month_runs", "origins", "plan_slabs"]
 
 
@@ -44,13 +46,11 @@ class WindowSpec:
     batch_size: int = 32
 
     def __post_init__(self) -> None:
+        # Every type first ("must be an int"), then every bound ("must be >= 1").
         for name in ("lookback", "lead", "patch", "overlap", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"WindowSpec.{name} must be an int, got {value!r}")
+            object.__setattr__(self, name, integer(f"WindowSpec.{name}", getattr(self, name)))
         for name in ("lookback", "lead", "patch", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"WindowSpec.{name} must be >= 1, got {getattr(self, name)}")
+            integer(f"WindowSpec.{name}", getattr(self, name), low=1, what=">= 1")
         if not 0 <= self.overlap < self.patch:
             raise ValueError(
                 f"WindowSpec.overlap must be in [0, patch) = [0, {self.patch}), got "

@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
+from .._checks import integer
+
 __all__ = ["GP", "GPParams", "Prior", "fit_gp", "float64", "matern52", "padded_size"]
 
 _SQRT5 = math.sqrt(5.0)
@@ -349,8 +351,7 @@ def fit_gp(
         raise ValueError("a GP needs at least one observation")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("x and y must be finite; leave failed evaluations out of the fit")
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
+    restarts = integer("restarts", restarts, low=1)
     prior = prior or Prior()
     rng = np.random.default_rng(seed)
     n, d = x.shape

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
+from .._checks import integer, number
 from .acquisition import ACQUISITIONS
 from .gp import GP, Prior, fit_gp
 from .maximize import maximize
@@ -96,12 +96,6 @@ class State:
     theta: tuple[float, ...] | None = None
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
 class Optimizer:
     """Bayesian optimisation by ask and tell, minimising an objective over a :class:`Space`.
 
@@ -146,15 +140,14 @@ class Optimizer:
         self.space = space if isinstance(space, Space) else Space(space)
         if n_initial is None:
             n_initial = max(3, self.space.width + 1)
-        self.n_initial = _check_int("n_initial", n_initial, 1)
+        self.n_initial = integer("n_initial", n_initial, low=1)
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
         if batch not in BATCH_STRATEGIES:
             raise ValueError(f"batch must be one of {BATCH_STRATEGIES}, got {batch!r}")
         if failures not in FAILURES:
             raise ValueError(f"failures must be one of {FAILURES}, got {failures!r}")
-        if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not kappa >= 0:
-            raise ValueError(f"kappa must be a number >= 0, got {kappa!r}")
+        kappa = number("kappa", kappa, low=0)
         if prior is not None and not isinstance(prior, Prior):
             raise TypeError(f"prior must be a geocryo.bayesopt.Prior, got {prior!r}")
         self.acquisition = acquisition
@@ -162,8 +155,8 @@ class Optimizer:
         self.batch = batch
         self.failures = failures
         self.prior = prior or Prior()
-        self.restarts = _check_int("restarts", restarts, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.restarts = integer("restarts", restarts, low=1)
+        self.seed = integer("seed", seed, low=0)
         self.state = State()
         self._design: np.ndarray | None = None
 
@@ -228,10 +221,9 @@ class Optimizer:
         trials, pending = list(state.trials), list(state.pending)
         for p, v in zip(params, value, strict=True):
             x = self.space.encode(p)  # validates the configuration
-            number = isinstance(v, int | float | np.number) and not isinstance(v, bool)
-            if v is not None and not number:
-                raise TypeError(f"a trial's value must be a number or None, got {v!r}")
-            v = None if v is None or not math.isfinite(float(v)) else float(v)
+            if v is not None:  # NaN and +-inf are failures, like None
+                v = number("a trial's value", v, finite=False, what="a number or None")
+            v = None if v is None or not math.isfinite(v) else v
             for i, q in enumerate(pending):
                 if np.array_equal(self.space.encode(q), x):
                     del pending[i]
@@ -251,7 +243,7 @@ class Optimizer:
         design; later ones maximise the acquisition of a GP fitted to the told trials, with each
         pending or already chosen configuration in it as a fantasy observation.
         """
-        n = _check_int("n", n, 1)
+        n = integer("n", n, low=1)
         state = self.state
         rng = np.random.default_rng([self.seed, state.asks])
         told = [self.space.encode(t.params) for t in state.trials]
@@ -388,10 +380,14 @@ class Optimizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write settings and state to a JSON file (atomically: a crash leaves the old file)."""
+        from ..io.atomic import atomic_write  # here: geocryo.io imports the catalogs' stack
+
         path = Path(path).expanduser()
-        staging = path.with_name(f".{path.name}.writing-{uuid.uuid4().hex[:8]}")
-        staging.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(staging, path)
+        text = json.dumps(self.to_dict(), indent=1)
+        with atomic_write(
+            path, overwrite=True, replaceable=Path.is_file, what="a file", directory=False
+        ) as staging:
+            staging.write_text(text)
         return path
 
     @classmethod
@@ -416,7 +412,7 @@ def minimize(
     An evaluation that raises is told as a failed trial (with the exception's message) and the
     search goes on. ``options`` go to :class:`Optimizer`; the optimiser is returned.
     """
-    n_calls = _check_int("n_calls", n_calls, 1)
+    n_calls = integer("n_calls", n_calls, low=1)
     optimizer = Optimizer(space, **options)
     while len(optimizer.state.trials) < n_calls:
         size = min(batch_size, n_calls - len(optimizer.state.trials))

@@ -23,15 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import integer, number
+
 __all__ = ["Categorical", "Dimension", "Integer", "Real", "Space"]
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -51,8 +45,8 @@ class Real:
     log: bool = False
 
     def __post_init__(self) -> None:
-        low = _number(self.low, "Real.low")
-        high = _number(self.high, "Real.high")
+        low = number("Real.low", self.low)
+        high = number("Real.high", self.high)
         if not low < high:
             raise ValueError(f"Real needs low < high, got low={low}, high={high}")
         if self.log and low <= 0:
@@ -73,7 +67,7 @@ class Real:
 
     def encode(self, value: Any) -> np.ndarray:
         """The value as one coordinate in [0, 1]."""
-        value = _number(value, "a Real value")
+        value = number("a Real value", value)
         if not self.low <= value <= self.high:
             raise ValueError(f"{value} lies outside the Real's bounds [{self.low}, {self.high}]")
         a, b = self._scale()
@@ -113,10 +107,7 @@ class Integer:
 
     def __post_init__(self) -> None:
         for name in ("low", "high"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"Integer.{name} must be an int, got {value!r}")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, integer(f"Integer.{name}", getattr(self, name)))
         if not self.low < self.high:
             raise ValueError(
                 f"Integer needs low < high, got low={self.low}, high={self.high}; "
@@ -137,11 +128,9 @@ class Integer:
 
     def encode(self, value: Any) -> np.ndarray:
         """The value as one coordinate in [0, 1]: the centre of its bin."""
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            if isinstance(value, float | np.floating) and float(value).is_integer():
-                value = int(value)
-            else:
-                raise TypeError(f"an Integer value must be an int, got {value!r}")
+        if isinstance(value, float | np.floating) and float(value).is_integer():
+            value = int(value)  # 3.0 (from JSON, or a float-typed sampler) is the value 3
+        value = integer("an Integer value", value)
         if not self.low <= value <= self.high:
             raise ValueError(f"{value} lies outside the Integer's bounds [{self.low}, {self.high}]")
         a, b = self._scale()

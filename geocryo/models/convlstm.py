@@ -1,18 +1,84 @@
-"""Convolutional LSTMs in Flax, with the 3 x 3 convolutions done as matrix products.
+r"""Convolutional LSTMs in Flax, with the 3 x 3 convolutions done as matrix products.
 
 XLA's CPU convolutions are slow at ConvLSTM sizes (a few to tens of channels on small patches), so
 every convolution here is an "im2col" product: the k x k neighbourhood of each cell is laid out
-along the channel axis and multiplied by a (k k C_in, C_out) matrix, which XLA runs as one large
-GEMM on any backend. A layer's step convolves its input and its previous hidden state together,
-as one product over the neighbourhoods of both. Stacked layers run as a wavefront in one loop,
-and their gradient is written out, one reverse loop that keeps every array a step touches small
-(see :func:`stacked_convlstm`).
+along the channel axis (:func:`neighbourhoods`, written :math:`N` below) and multiplied by a
+(k k C_in, C_out) matrix, which XLA runs as one large GEMM on any backend. The transpose of
+:math:`N`, which sums each cell's share of its neighbours' columns back onto it, is
+:func:`gather_neighbourhoods`, written :math:`N^T`.
+
+Forward recurrence
+------------------
+A layer with input channels C and F hidden channels has input kernel :math:`W_x` (k, k, C, 4F),
+state kernel :math:`W_h` (k, k, F, 4F) and bias :math:`b` (4F,), stacked into one matrix
+:math:`W = [W_x; W_h]` of shape (k k (C + F), 4F) whose rows follow the neighbourhood columns of
+:math:`[x, h]`. From zero state, :math:`h_{-1} = c_{-1} = 0`, each step :math:`t = 0 .. T-1` is
+
+.. math::
+
+    z_t &= [x_t, h_{t-1}], \qquad a_t = N(z_t)\, W + b
+      \quad \text{(one GEMM; } a_t = [a^i_t, a^f_t, a^o_t, a^g_t]\text{)},\\
+    i_t, f_t, o_t &= \sigma(a^i_t), \sigma(a^f_t), \sigma(a^o_t), \qquad g_t = \phi(a^g_t),\\
+    c_t &= f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \phi(c_t),
+
+with :math:`\phi` the cell activation (:data:`ACTIVATIONS`). Layer :math:`l > 0` reads
+:math:`x^l_t = m^{l-1}_t \odot h^{l-1}_t`, with :math:`m` the dropout factors (0 or 1 / keep
+probability; 1 without dropout). The loop carries each layer's :class:`_State`
+:math:`(h_{t-1}, c_{t-1})` and fills its :class:`_Saved` buffers :math:`h_t, a_t, c_t` for all t
+(the gates are recomputed from :math:`a_t`; the columns :math:`N(z_t)` are not kept).
+
+Wavefront
+---------
+The L layers run in one loop of T + L - 1 passes: pass s does layer n's step t = s - n, reading
+layer n - 1's :math:`h_t` from the state before the pass (computed in pass s - 1). The work of
+one pass is independent across layers. The first and last L - 1 passes, where some layers have
+no step, are unrolled; the others run in a ``fori_loop`` (:func:`_sweep`).
+
+Adjoint
+-------
+Given the top layer's output gradient :math:`\bar h^{out}_t = \partial \ell / \partial h^L_t`
+(and, below it, :math:`\bar h^{out, l}_t = m^l_t \odot \bar x^{l+1}_t`), backpropagation
+through time runs for :math:`t = T-1 .. 0` with :math:`\rho h_{T-1} = \rho c_{T-1} = 0`:
+
+.. math::
+
+    \delta h_t &= \bar h^{out}_t + \rho h_t, \qquad
+    \delta c_t = \rho c_t + \delta h_t \odot o_t \odot \phi'(c_t),\\
+    \bar a_t &= [\delta c_t \odot g_t \odot i_t (1 - i_t),\;
+                 \delta c_t \odot c_{t-1} \odot f_t (1 - f_t),\;
+                 \delta h_t \odot \phi(c_t) \odot o_t (1 - o_t),\;
+                 \delta c_t \odot i_t \odot \phi'(a^g_t)],\\
+    [\bar x_t, \rho h_{t-1}] &= N^T(\bar a_t W^T), \qquad \rho c_{t-1} = \delta c_t \odot f_t,\\
+    \bar W &\mathrel{+}= N(z_t)^T \bar a_t, \qquad \bar b \mathrel{+}= \textstyle\sum \bar a_t,
+
+sums over batch and cells. The reverse loop carries, per layer, the :class:`_BackwardCarry`:
+:math:`\rho h` (``dh``), :math:`\rho c` (``dc``), the accumulated :math:`\bar W` (``dkernel``),
+:math:`\bar W_x` from step 0 (``dfirst``) and :math:`\bar b` (``dbias``); also each layer's last
+:math:`\bar x_t` (``down``, for the layer below) and the buffer of :math:`\bar x^0` (``dxs``). It
+reads from the saved forward :math:`a_t, c_t, c_{t-1}` and, to rebuild :math:`N(z_t)`,
+:math:`h_{t-1}` and the layer's input (the layer below's :math:`h_t` times :math:`m_t`). Per
+step no array of size T x B x H x W x 4F is built, only the step's own.
+
+The first step is special: with :math:`h_{-1} = c_{-1} = 0` the state rows of :math:`N(z_0)`
+are zero, so :math:`\bar W_h` gets nothing from it, :math:`\bar a^f_0 = 0`, and
+:math:`\rho h_{-1}, \rho c_{-1}` (the gradient of the constant initial state) are not wanted.
+Step 0 is therefore done with :math:`W_x` alone: :math:`\bar W_x \mathrel{+}= N(x_0)^T \bar a_0`
+(``dfirst``, added to the input rows of :math:`\bar W` after the loop) and
+:math:`\bar x_0 = N^T(\bar a_0 W_x^T)`. Each layer's step 0 falls in the trailing, unrolled
+passes, so this is a static branch.
+
+The reverse wavefront mirrors the forward one: pass r does layer n's step
+t = T - 1 - r + (L - 1 - n), so the layer below works one step behind, on the :math:`\bar x_t`
+that the layer above passed down in the pass before. With symbolic zeros, where ``xs`` is not
+differentiated (data, as a network's first layer reads) :math:`\bar x^0` is not computed: that
+layer multiplies by :math:`W_h^T` alone and ``dxs`` is None. The dropout factors get no gradient.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -161,7 +227,49 @@ def _sweep(wave, carry, passes: int, loop: tuple[int, int]):
     return carry
 
 
-Layer = tuple[jax.Array, jax.Array, jax.Array]
+Layer = tuple[jax.Array, jax.Array, jax.Array]  # (input_kernel, state_kernel, bias)
+
+
+class _State(NamedTuple):
+    """A layer's state between steps: hidden :math:`h_{t-1}` and cell :math:`c_{t-1}`."""
+
+    h: jax.Array
+    c: jax.Array
+
+
+class _Saved(NamedTuple):
+    """A layer's saved forward pass: (T, ...) buffers of :math:`h_t`, :math:`a_t`, :math:`c_t`."""
+
+    h: jax.Array
+    gates: jax.Array
+    c: jax.Array
+
+
+class _ForwardCarry(NamedTuple):
+    """The forward wavefront's loop carry: per layer, its state and its saved buffers."""
+
+    state: tuple[_State, ...]
+    saved: tuple[_Saved, ...]
+
+
+class _BackwardCarry(NamedTuple):
+    r"""The reverse wavefront's loop carry, fields but ``dxs`` tuples over layers (module doc).
+
+    ``dh``, ``dc`` are :math:`\rho h_{t-1}, \rho c_{t-1}`, the gradients of the state the
+    layer's last step started from; ``dkernel`` the accumulated gradient of the stacked ``[x, h]``
+    kernel matrix, ``dfirst`` the input kernel's from step 0, ``dbias`` the bias's. ``down`` holds
+    the gradient of each layer's input at the step it did last, for the layer below (None for the
+    first layer). ``dxs``, not per layer, is the (T, ...) gradient of ``xs``, or None where ``xs``
+    is not differentiated.
+    """
+
+    dh: tuple[jax.Array, ...]
+    dc: tuple[jax.Array, ...]
+    dkernel: tuple[jax.Array, ...]
+    dfirst: tuple[jax.Array, ...]
+    dbias: tuple[jax.Array, ...]
+    down: tuple[jax.Array | None, ...]
+    dxs: jax.Array | None
 
 
 def convlstm(
@@ -197,50 +305,66 @@ def stacked_convlstm(
     times rather than L T, which on XLA's CPU backend saves about a tenth of a two-layer
     training step (``benchmarks/bench_train.py``).
 
-    The gradient is written out (backpropagation through time by hand), in one reverse
-    wavefront. Per layer and step it computes the gates' gradient, the gradient of
-    ``[x_t, h_{t-1}]`` (one GEMM and :func:`gather_neighbourhoods`) and adds the step's share of
-    the kernel gradient (one GEMM), so that no array of size T x B x H x W x 4F is built but the
-    gates' pre-activations the forward pass keeps. A layer's first step, from zero state, leaves
-    out the state's part: the state kernel's gradient and the state's gradient there are zero.
-    Where ``xs`` is not differentiated (data, as a network's first layer reads), its gradient is
-    not computed.
+    The gradient is written out (backpropagation through time by hand, as the module docstring
+    states it), in one reverse wavefront. Per layer and step it computes the gates' gradient,
+    the gradient of ``[x_t, h_{t-1}]`` (one GEMM and :func:`gather_neighbourhoods`) and adds the
+    step's share of the kernel gradient (one GEMM), so that no array of size T x B x H x W x 4F
+    is built but the gates' pre-activations the forward pass keeps. A layer's first step, from
+    zero state, leaves out the state's part: the state kernel's gradient and the state's gradient
+    there are zero. Where ``xs`` is not differentiated (data, as a network's first layer reads),
+    its gradient is not computed.
     """
-    return _forward(xs, layers, keeps, act)[-1][0]
+    return _forward(xs, layers, keeps, act)[-1].h
 
 
-def _forward(xs, layers, keeps, act):
+def _forward(xs, layers, keeps, act) -> tuple[_Saved, ...]:
     """The forward wavefront: each layer's hidden states, gates' pre-activations and cell states."""
     steps, depth, k = xs.shape[0], len(layers), layers[0][0].shape[0]
     matrices = [_stacked_kernel(w_in, w_state) for w_in, w_state, _ in layers]
+    biases = [bias for _, _, bias in layers]
     cells = xs.shape[1:-1]
-    state = [(jnp.zeros((*cells, w.shape[2]), xs.dtype),) * 2 for _, w, _ in layers]
-    saved = [
-        tuple(jnp.zeros((steps, *cells, n * w.shape[2]), xs.dtype) for n in (1, 4, 1))
-        for _, w, _ in layers
-    ]
 
-    def wave(s, carry, ramp):
+    def zeros(*shape):
+        return jnp.zeros(shape, xs.dtype)
+
+    features = [w_state.shape[2] for _, w_state, _ in layers]  # F per layer
+    carry = _ForwardCarry(
+        state=tuple(_State(h=zero, c=zero) for zero in (zeros(*cells, f) for f in features)),
+        saved=tuple(
+            _Saved(
+                h=zeros(steps, *cells, f),
+                gates=zeros(steps, *cells, 4 * f),
+                c=zeros(steps, *cells, f),
+            )
+            for f in features
+        ),
+    )
+
+    def wave(s, carry: _ForwardCarry, ramp) -> _ForwardCarry:
         """Layer n's step s - n, for each layer that has one, from the state before ``s``."""
-        before, saved = carry
-        state, saved = list(before), list(saved)
+        before = carry.state
+        state, saved = list(before), list(carry.saved)
         for n in range(depth):
             if ramp and not 0 <= s - n < steps:
                 continue
             t = s - n
-            x_t = xs[t] if n == 0 else before[n - 1][0]
+            x_t = xs[t] if n == 0 else before[n - 1].h
             if n > 0 and keeps:
                 x_t = x_t * keeps[n - 1][t]
-            h, c = before[n]
-            gates = _columns(x_t, h, k) @ matrices[n] + layers[n][2]
+            gates = _columns(x_t, before[n].h, k) @ matrices[n] + biases[n]
             i, f, o, g = _activations(gates, act)
-            c = f * c + i * g
+            c = f * before[n].c + i * g
             h = o * act(c)
-            state[n] = (h, c)
-            saved[n] = tuple(_put(a, v, t) for a, v in zip(saved[n], (h, gates, c), strict=True))
-        return state, saved
+            state[n] = _State(h=h, c=c)
+            buffers = saved[n]
+            saved[n] = _Saved(
+                h=_put(buffers.h, h, t),
+                gates=_put(buffers.gates, gates, t),
+                c=_put(buffers.c, c, t),
+            )
+        return _ForwardCarry(state=tuple(state), saved=tuple(saved))
 
-    return _sweep(wave, (state, saved), steps + depth - 1, (depth - 1, steps))[1]
+    return _sweep(wave, carry, steps + depth - 1, (depth - 1, steps)).saved
 
 
 def _stacked_fwd(xs, layers, keeps, act):
@@ -250,28 +374,34 @@ def _stacked_fwd(xs, layers, keeps, act):
     wanted = () if xs.perturbed else None
     xs, layers, keeps = jax.tree.map(lambda a: a.value, (xs, layers, keeps))
     saved = _forward(xs, layers, keeps, act)
-    return saved[-1][0], (xs, layers, keeps, saved, wanted)
+    return saved[-1].h, (xs, layers, keeps, saved, wanted)
 
 
 def _stacked_bwd(act, residuals, d_top):
     xs, layers, keeps, saved, wanted = residuals
-    steps, depth, k = xs.shape[0], len(layers), layers[0][0].shape[0]
-    widths = [w.shape[-1] for w, _, _ in layers]
-    channels = [w.shape[2] for w, _, _ in layers]
+    input_kernels = [w_in for w_in, _, _ in layers]
+    state_kernels = [w_state for _, w_state, _ in layers]
+    steps, depth, k = xs.shape[0], len(layers), input_kernels[0].shape[0]
+    widths = [w.shape[-1] for w in input_kernels]  # 4F
+    channels = [w.shape[2] for w in input_kernels]  # C_in
     matrices = [_stacked_kernel(w_in, w_state) for w_in, w_state, _ in layers]
     # Layer n > 0 passes its input's gradient down; the first layer only if xs is differentiated.
     passes = [n > 0 or wanted is not None for n in range(depth)]
+    # W^T, or W_h^T alone where the input's gradient is not wanted.
     transposed = [
-        matrices[n].T if passes[n] else layers[n][1].reshape(-1, widths[n]).T for n in range(depth)
+        matrices[n].T if passes[n] else state_kernels[n].reshape(-1, widths[n]).T
+        for n in range(depth)
     ]
 
     def inputs(n, t):
+        """Layer n's input at step t, as the forward pass read it."""
         if n == 0:
             return xs[t]
-        return saved[n - 1][0][t] * keeps[n - 1][t] if keeps else saved[n - 1][0][t]
+        return saved[n - 1].h[t] * keeps[n - 1][t] if keeps else saved[n - 1].h[t]
 
-    def gates_gradient(dh_out, dh_next, dc_next, gates, c, cp):
-        """The gradient of a step's gates' pre-activations, and of the cell state before it."""
+    def gates_gradient(dh_out, dh_next, dc_next, gates, c, c_before):
+        r"""A step's :math:`\bar a_t` and :math:`\rho c_{t-1}`; ``dh_next``, ``dc_next`` are
+        :math:`\rho h_t, \rho c_t`, ``c_before`` is :math:`c_{t-1}`."""
         i, f, o, g = _activations(gates, act)
         raw_g = jnp.split(gates, 4, axis=-1)[3]
         dh = dh_out + dh_next
@@ -279,7 +409,7 @@ def _stacked_bwd(act, residuals, d_top):
         d_gates = jnp.concatenate(
             [
                 dc * g * i * (1 - i),
-                dc * cp * f * (1 - f),
+                dc * c_before * f * (1 - f),
                 dh * act(c) * o * (1 - o),
                 dc * i * _derivative(act, raw_g),
             ],
@@ -287,35 +417,39 @@ def _stacked_bwd(act, residuals, d_top):
         )
         return d_gates, dc * f
 
-    def wave(r, carry, ramp):
+    def wave(r, carry: _BackwardCarry, ramp) -> _BackwardCarry:
         """Layer n's step T - 1 - r + (L - 1 - n), for each layer that has one."""
-        dh_next, dc_next, passed_down = carry[0], carry[1], carry[5]
-        dh, dc, d_matrix, d_first, d_bias, down, d_xs = (list(part) for part in carry)
+        dh, dc = list(carry.dh), list(carry.dc)
+        dkernel, dfirst, dbias = list(carry.dkernel), list(carry.dfirst), list(carry.dbias)
+        down, dxs = list(carry.down), carry.dxs
         for n in range(depth):
             t = steps - 1 - r + depth - 1 - n
             if ramp and not 0 <= t < steps:
                 continue
-            hs, gates, cs = saved[n]
+            forward = saved[n]
             if n == depth - 1:
                 dh_out = d_top[t]
             else:  # what layer n + 1 passed down in the pass before, at the same step
-                dh_out = passed_down[n + 1] * keeps[n][t] if keeps else passed_down[n + 1]
+                passed = carry.down[n + 1]
+                dh_out = passed * keeps[n][t] if keeps else passed
             first = ramp and t == 0  # from zero state: no state part
-            cp = jnp.zeros_like(cs[0]) if first else cs[t - 1]
-            d_gates, dc[n] = gates_gradient(dh_out, dh_next[n], dc_next[n], gates[t], cs[t], cp)
+            c_before = jnp.zeros_like(forward.c[0]) if first else forward.c[t - 1]
+            d_gates, dc[n] = gates_gradient(
+                dh_out, carry.dh[n], carry.dc[n], forward.gates[t], forward.c[t], c_before
+            )
             rows = d_gates.reshape(-1, widths[n])
-            d_bias[n] = d_bias[n] + rows.sum(0)
+            dbias[n] = dbias[n] + rows.sum(0)
             if first:
                 columns = neighbourhoods(inputs(n, t), k).reshape(rows.shape[0], -1)
-                d_first[n] = d_first[n] + columns.T @ rows
+                dfirst[n] = dfirst[n] + columns.T @ rows
                 d_x = None
                 if passes[n]:
-                    back = layers[n][0].reshape(-1, widths[n]).T
+                    back = input_kernels[n].reshape(-1, widths[n]).T  # W_x^T
                     d_x = gather_neighbourhoods(d_gates @ back, k)
-                dh[n] = jnp.zeros_like(dh_next[n])
+                dh[n] = jnp.zeros_like(carry.dh[n])
             else:
-                columns = _columns(inputs(n, t), hs[t - 1], k).reshape(rows.shape[0], -1)
-                d_matrix[n] = d_matrix[n] + columns.T @ rows
+                columns = _columns(inputs(n, t), forward.h[t - 1], k).reshape(rows.shape[0], -1)
+                dkernel[n] = dkernel[n] + columns.T @ rows
                 d_xh = gather_neighbourhoods(d_gates @ transposed[n], k)
                 split = channels[n] if passes[n] else 0
                 d_x = d_xh[..., :split] if passes[n] else None
@@ -323,28 +457,36 @@ def _stacked_bwd(act, residuals, d_top):
             if n > 0:
                 down[n] = d_x
             elif d_x is not None:
-                d_xs[0] = _put(d_xs[0], d_x, t)
-        return tuple(tuple(part) for part in (dh, dc, d_matrix, d_first, d_bias, down, d_xs))
+                dxs = _put(dxs, d_x, t)
+        return _BackwardCarry(
+            dh=tuple(dh),
+            dc=tuple(dc),
+            dkernel=tuple(dkernel),
+            dfirst=tuple(dfirst),
+            dbias=tuple(dbias),
+            down=tuple(down),
+            dxs=dxs,
+        )
 
-    zeros = tuple(jnp.zeros_like(saved[n][0][0]) for n in range(depth))
-    carry = (
-        zeros,
-        zeros,
-        tuple(jnp.zeros_like(m) for m in matrices),
-        tuple(jnp.zeros((k * k * channels[n], widths[n]), xs.dtype) for n in range(depth)),
-        tuple(jnp.zeros(w, xs.dtype) for w in widths),
-        (None, *(jnp.zeros_like(saved[n - 1][0][0]) for n in range(1, depth))),
-        (jnp.zeros_like(xs),) if wanted is not None else (),
+    zeros = tuple(jnp.zeros_like(saved[n].h[0]) for n in range(depth))
+    carry = _BackwardCarry(
+        dh=zeros,
+        dc=zeros,
+        dkernel=tuple(jnp.zeros_like(m) for m in matrices),
+        dfirst=tuple(jnp.zeros((k * k * channels[n], widths[n]), xs.dtype) for n in range(depth)),
+        dbias=tuple(jnp.zeros(w, xs.dtype) for w in widths),
+        down=(None, *(jnp.zeros_like(saved[n - 1].h[0]) for n in range(1, depth))),
+        dxs=jnp.zeros_like(xs) if wanted is not None else None,
     )
-    # The top layer's first step (pass T - 1) is a ramp pass: the loop stops before it.
+    # Every layer's first step falls in the trailing ramp: the loop stops before pass T - 1,
+    # the top layer's.
     carry = _sweep(wave, carry, steps + depth - 1, (depth - 1, steps - 1))
-    _, _, d_matrix, d_first, d_bias, _, d_xs = carry
     grads = []
-    for n, (input_kernel, _, _) in enumerate(layers):
-        d_kernels = d_matrix[n].reshape(k, k, -1, widths[n])
-        d_input = d_kernels[:, :, : channels[n]] + d_first[n].reshape(input_kernel.shape)
-        grads.append((d_input, d_kernels[:, :, channels[n] :], d_bias[n]))
-    return (d_xs[0] if d_xs else None), tuple(grads), tuple(None for _ in keeps)
+    for n, input_kernel in enumerate(input_kernels):
+        d_kernels = carry.dkernel[n].reshape(k, k, -1, widths[n])
+        d_input = d_kernels[:, :, : channels[n]] + carry.dfirst[n].reshape(input_kernel.shape)
+        grads.append((d_input, d_kernels[:, :, channels[n] :], carry.dbias[n]))
+    return carry.dxs, tuple(grads), tuple(None for _ in keeps)
 
 
 stacked_convlstm.defvjp(_stacked_fwd, _stacked_bwd, symbolic_zeros=True)

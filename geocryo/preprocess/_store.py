@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,36 +78,22 @@ def _contents(fitted: FittedPreprocessor) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def _is_plan(path: Path) -> bool:
+    return (path / _JSON).is_file()
+
+
 def write(path: str | os.PathLike, fitted: FittedPreprocessor, *, overwrite: bool) -> Path:
-    """Write ``fitted`` to the directory ``path``, staged beside it and renamed into place."""
-    path = Path(path).expanduser()
-    if path.exists():
-        if not overwrite:
-            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-        if not (path / _JSON).is_file():
-            raise FileExistsError(
-                f"{path} exists and is not a saved preprocessing plan; refusing to replace it"
-            )
+    """Write ``fitted`` to the directory ``path``, atomically (:mod:`geocryo.io.atomic`)."""
+    from ..io.atomic import atomic_write  # here: geocryo.io imports the catalogs' stack
+
     meta, arrays = _contents(fitted)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    staging = path.with_name(f".{path.name}.staging-{tag}")
-    retired = path.with_name(f".{path.name}.replaced-{tag}")
-    try:
-        staging.mkdir()
+    with atomic_write(
+        path, overwrite=overwrite, replaceable=_is_plan, what="a saved preprocessing plan"
+    ) as staging:
         with open(staging / _NPZ, "wb") as handle:
             np.savez(handle, **arrays)
         (staging / _JSON).write_text(json.dumps(meta, indent=1, default=_plain) + "\n")
-        if path.exists():
-            os.replace(path, retired)
-        os.replace(staging, path)
-    except BaseException:
-        if retired.exists() and not path.exists():
-            os.replace(retired, path)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
-    return path
+    return Path(path).expanduser()
 
 
 def read(path: str | os.PathLike):

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._checks import flag, integer
+from .._progress import dask_progress
 from ..cube import TARGETS
-from ..io import _progress
 from . import _store
 from ._fitting import (
     UNOBSERVED,
@@ -66,14 +67,10 @@ class PreprocessConfig:
     trend_min_months: int = 24
 
     def __post_init__(self) -> None:
-        if not isinstance(self.detrend, bool | np.bool_):
-            raise TypeError(f"PreprocessConfig.detrend must be True or False, got {self.detrend!r}")
+        object.__setattr__(self, "detrend", flag("PreprocessConfig.detrend", self.detrend))
         for field, low in (("pca_components", 0), ("trend_min_months", 2)):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(
-                    f"PreprocessConfig.{field} must be an integer >= {low}, got {value!r}"
-                )
+            value = integer(f"PreprocessConfig.{field}", getattr(self, field), low=low)
+            object.__setattr__(self, field, value)
         if self.variables is not None:
             if isinstance(self.variables, str):
                 raise TypeError(
@@ -178,7 +175,7 @@ class Preprocessor:
             if "time" in cube.dims
             else None
         )
-        with _progress(progress, "preprocess: fitting on the training period"):
+        with dask_progress(progress, "preprocess: fitting on the training period"):
             plans = fit_plans(
                 cube,
                 train_cube,

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._checks import integer, number
+
 __all__ = ["PARTS", "TimeSplit"]
 
 #: The parts of a split, in time order.
@@ -93,24 +95,20 @@ class TimeSplit:
     val_end: str | None = None
 
     def __post_init__(self) -> None:
+        fraction = {"low": 0, "high": 1, "low_open": True, "high_open": True}
+        fraction["what"] = "a fraction strictly between 0 and 1"
         for field in PARTS:
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"TimeSplit.{field} must be a fraction, got {value!r}")
-            if not 0.0 < value < 1.0:
-                raise ValueError(
-                    f"TimeSplit.{field} must lie strictly between 0 and 1, got {value}"
-                )
+            value = number(f"TimeSplit.{field}", getattr(self, field), **fraction)
+            object.__setattr__(self, field, value)
         total = self.train + self.val + self.test
         if not math.isclose(total, 1.0, abs_tol=1e-9):
             raise ValueError(
                 f"TimeSplit fractions train={self.train}, val={self.val}, test={self.test} "
                 f"sum to {total:g}; they must sum to 1"
             )
-        if self.gap is not None and (
-            isinstance(self.gap, bool) or not isinstance(self.gap, int | np.integer) or self.gap < 0
-        ):
-            raise ValueError(f"TimeSplit.gap must be None or an integer >= 0, got {self.gap!r}")
+        if self.gap is not None:
+            gap = integer("TimeSplit.gap", self.gap, low=0, what="None or an int >= 0")
+            object.__setattr__(self, "gap", gap)
         if (self.train_end is None) != (self.val_end is None):
             raise ValueError(
                 "TimeSplit.train_end and TimeSplit.val_end go together: give both "
@@ -181,11 +179,11 @@ class TimeSplit:
             When a part is too short to hold one window of ``lookback + horizon`` months, or a
             boundary lies outside the record.
         """
-        for name, value in (("lookback", lookback), ("horizon", horizon)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"periods(): {name} must be an integer >= 1, got {value!r}")
+        lookback = integer("lookback", lookback, low=1)
+        # geocryo.fit's lead arrives here as the horizon: the message names both.
+        horizon = integer("horizon (the lead of geocryo.fit)", horizon, low=1)
         index = _as_index(time)
-        gap = lookback if self.gap is None else int(self.gap)
+        gap = lookback if self.gap is None else self.gap
         n = len(index)
         if self.train_end is not None:
             bounds = self._date_bounds(index, gap)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._checks import integer
 from ._common import (
     LAT,
     LON,
@@ -67,8 +68,9 @@ def read_calm(path: str | PathLike[str], grid: xr.Dataset, month: int = 8) -> xr
         If ``month`` is not 1 to 12, columns are missing, every site lies outside the grid, or
         no row holds a valid thaw depth.
     """
-    if not (isinstance(month, int | np.integer) and 1 <= month <= 12):
-        raise ValueError(f"month is the calendar month (1 to 12) of the thaw depth, got {month!r}")
+    month = integer(
+        "month", month, low=1, high=12, what="the calendar month (1 to 12) of the thaw depth"
+    )
     check_grid(grid)
     path = require_file(path, _HINT)
     table = read_table(path)

@@ -18,7 +18,6 @@ from .steps import member_step as member_step
 from .trainer import Trainer as Trainer
 from .trainer import default_mesh as default_mesh
 from .trainer import epoch_metrics as epoch_metrics
-from .trainer import mean_and_spread as mean_and_spread
 
 __all__ = [
     "DeviceBatch",
@@ -32,7 +31,6 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "masked_sums",
-    "mean_and_spread",
     "member_step",
     "save_checkpoint",
 ]

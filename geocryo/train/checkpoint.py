@@ -1,14 +1,14 @@
 """Atomic checkpoints of a training run: one msgpack file, replaced whole or not at all.
 
-A checkpoint is written to a temporary file beside its destination, flushed and fsynced, then
-moved over the destination with :func:`os.replace` (atomic on POSIX and Windows). A writer
-interrupted at any point (an exception, a kill, a full disk) leaves the previous checkpoint as
-it was, plus at worst a stray temporary file that the next write replaces.
+A checkpoint is written through :mod:`geocryo.io.atomic`: to a staging file beside its
+destination, flushed to disk, then renamed over the old one. A writer interrupted at any point
+(an exception, a kill, a full disk) leaves the previous checkpoint (or, past the last rename,
+the new one) complete and loadable; what a killed writer left beside it, the next write finishes
+or removes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -51,16 +51,6 @@ def _write_blocks(f, data: bytes) -> None:
         f.write(view[start : start + _BLOCK])
 
 
-def _fsync_directory(path: Path) -> None:
-    """Make the rename durable; a no-op where directories cannot be opened (Windows)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike, state: TrainState, meta: dict[str, Any]) -> None:
     """Write ``state`` and ``meta`` to ``path`` atomically.
 
@@ -76,8 +66,8 @@ def save_checkpoint(path: str | os.PathLike, state: TrainState, meta: dict[str, 
         nested dicts, and train states (stored as nested dicts: restore them with
         ``flax.serialization.from_state_dict(like, meta[...])``).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..io.atomic import atomic_write  # here: geocryo.io imports the catalogs' stack
+
     payload = {
         "format": _FORMAT,
         "version": _VERSION,
@@ -85,17 +75,11 @@ def save_checkpoint(path: str | os.PathLike, state: TrainState, meta: dict[str, 
         "meta": _plain(dict(meta)),
     }
     data = serialization.msgpack_serialize(payload)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
+    with atomic_write(
+        path, overwrite=True, replaceable=Path.is_file, what="a checkpoint file", directory=False
+    ) as staging:
+        with open(staging, "wb") as f:
             _write_blocks(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
 
 
 def _check_like(like: TrainState, state: TrainState, path: Path) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import numpy as np
 import optax
 
-__all__ = ["TrainConfig", "make_optimizer", "make_schedule"]
+from .._checks import flag, integer, number
+
+__all__ = ["DEFAULTS", "TrainConfig", "make_optimizer", "make_schedule"]
+
+#: What ``None`` stands for in the fields that :func:`geocryo.fit` also takes as keywords.
+DEFAULTS: dict[str, int] = {"epochs": 10, "ensemble": 4, "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -28,41 +31,45 @@ class TrainConfig:
     clip_norm
         Gradients are clipped to this global norm (per member) before AdamW.
     epochs
-        Passes over the training batches at most.
+        Passes over the training batches at most. ``None`` (default): 10, or what
+        :func:`geocryo.fit`'s ``epochs`` says.
     patience
         Early stopping: training stops after this many epochs without a lower validation loss.
     ensemble
         Members trained together, each from its own initial key (and bootstrap draws).
+        ``None`` (default): 4, or :func:`geocryo.fit`'s ``ensemble``.
     bootstrap
         Online bootstrap: at every step each member weights every training sample by its own
         Poisson(1) draw, so that the members see different resamples of the training patches.
     seed
         Seed of the one root key from which initialisation, dropout and bootstrap keys derive.
+        ``None`` (default): 0, or :func:`geocryo.fit`'s ``seed``.
+
+    Notes
+    -----
+    The three fields that :func:`geocryo.fit` also takes as keywords default to ``None``, so
+    that a fit can tell a value the caller set from one left alone: a keyword and a config
+    field that both set one are an error, never a silent choice. :meth:`settled` fills them.
     """
 
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     clip_norm: float = 1.0
-    epochs: int = 10
+    epochs: int | None = None
     patience: int = 3
-    ensemble: int = 4
+    ensemble: int | None = None
     bootstrap: bool = True
-    seed: int = 0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("learning_rate", "weight_decay", "clip_norm"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-                raise TypeError(f"TrainConfig.{name} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"TrainConfig.{name} must be finite, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        for name in ("learning_rate", "clip_norm"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
-        if self.weight_decay < 0:
-            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
+        for name, low, open_ in (
+            ("learning_rate", 0.0, True),
+            ("weight_decay", 0.0, False),
+            ("clip_norm", 0.0, True),
+        ):
+            value = number(f"TrainConfig.{name}", getattr(self, name), low=low, low_open=open_)
+            object.__setattr__(self, name, value)
         for name, low in (
             ("warmup_steps", 0),
             ("epochs", 1),
@@ -71,14 +78,14 @@ class TrainConfig:
             ("seed", 0),
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"TrainConfig.{name} must be an int, got {value!r}")
-            if value < low:
-                raise ValueError(f"TrainConfig.{name} must be >= {low}, got {value}")
-            object.__setattr__(self, name, int(value))
-        if not isinstance(self.bootstrap, bool | np.bool_):
-            raise TypeError(f"TrainConfig.bootstrap must be True or False, got {self.bootstrap!r}")
-        object.__setattr__(self, "bootstrap", bool(self.bootstrap))
+            if value is not None or name not in DEFAULTS:
+                object.__setattr__(self, name, integer(f"TrainConfig.{name}", value, low=low))
+        object.__setattr__(self, "bootstrap", flag("TrainConfig.bootstrap", self.bootstrap))
+
+    def settled(self) -> TrainConfig:
+        """This configuration with :data:`DEFAULTS` in the fields left at ``None``."""
+        unset = {name: value for name, value in DEFAULTS.items() if getattr(self, name) is None}
+        return replace(self, **unset) if unset else self
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain Python values (stored in checkpoints)."""
@@ -86,13 +93,7 @@ class TrainConfig:
 
 
 def _check_total(total_steps: int) -> int:
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int | np.integer):
-        raise TypeError(f"total_steps must be an int, got {total_steps!r}")
-    if total_steps < 1:
-        raise ValueError(
-            f"total_steps must be >= 1, got {total_steps}; pass epochs x batches per epoch"
-        )
-    return int(total_steps)
+    return integer("total_steps (epochs x batches per epoch)", total_steps, low=1)
 
 
 def make_schedule(config: TrainConfig, total_steps: int) -> optax.Schedule:

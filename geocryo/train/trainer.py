@@ -35,7 +35,7 @@ from .steps import (
     ensemble_step,
 )
 
-__all__ = ["SPLITS", "Trainer", "default_mesh", "epoch_metrics", "mean_and_spread"]
+__all__ = ["SPLITS", "Trainer", "default_mesh", "epoch_metrics"]
 
 #: The splits of the history.
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -62,16 +62,6 @@ def epoch_metrics(sse: np.ndarray, count: np.ndarray) -> np.ndarray:
     total = np.where(present, mse, 0.0).sum(axis=-1)
     loss = np.where(n > 0, total / np.maximum(n, 1), np.nan)
     return np.concatenate([loss[..., None], mse], axis=-1)
-
-
-def mean_and_spread(predictions: jax.Array | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ensemble mean and spread (standard deviation across members, ddof 1) of ``(E, ...)``.
-
-    With one member the spread is 0.
-    """
-    pred = np.asarray(predictions, dtype=np.float64)
-    spread = pred.std(axis=0, ddof=1) if pred.shape[0] > 1 else np.zeros(pred.shape[1:])
-    return pred.mean(axis=0), spread
 
 
 def _batches(source: Iterable, epoch: int | None) -> Iterator:
@@ -133,6 +123,7 @@ class Trainer:
     ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        config = config.settled()
         for name in ("groups", "targets"):
             if not hasattr(model, name):
                 raise TypeError(f"model must have {name!r} (a GeoCryoNet), got {model!r}")
@@ -284,7 +275,7 @@ class Trainer:
     def predict(self, state_or_params: TrainState | Any, inputs: Mapping[str, Any]) -> jax.Array:
         """Predictions of every member for a batch of inputs: ``(E, B, p, p, K)`` (jitted).
 
-        Combine them with :func:`mean_and_spread`.
+        :func:`geocryo.forecast.summarize` reduces members to their mean and spread.
         """
         params = getattr(state_or_params, "params", state_or_params)
         host = self._inputs(inputs)

@@ -1,11 +1,8 @@
 """Skill of fitted models against baselines, at the observed sites and on the complete field.
 
->>> from geocryo.evaluate import evaluate, to_markdown
+>>> from geocryo.evaluation import evaluate, to_markdown
 >>> table = evaluate({"teacher_forcing": m1, "multimodal": m2}, cube, truth)  # doctest: +SKIP
 >>> print(to_markdown(table, scope="sites"))  # doctest: +SKIP
-
-(``geocryo.evaluate`` is the function; import the module's other names from
-``geocryo.evaluate`` as above.)
 
 :func:`evaluate` scores every row (naive persistence, seasonal persistence, climatology and each
 model) on the same pairs, per target, in two scopes:
@@ -22,34 +19,32 @@ model) on the same pairs, per target, in two scopes:
 Within a scope, a pair enters every row's score only where every row has a forecast (and the
 reference a value), so the rows are compared on identical pairs; the number of pairs is kept
 beside the scores. Scores are also split by ecological zone (the cube's ``zone`` flags, boreal
-and tundra on the synthetic Alaska). The ensemble's calibration is the share of the reference
-inside the central 90 % interval of the forecast.
+and tundra on the synthetic Alaska). Models are scored with every member: the deterministic
+scores on the members' mean, and the ensemble's CRPS and calibration (the share of the
+reference inside the central 90 % interval of the members) on the members themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy.stats import norm
 
+from .._progress import dask_progress
+from ..cube import TARGETS
+from ..forecast import MEMBER, Forecaster, forecast_period
+from ..preprocess.plan import SPREAD_SUFFIX
 from . import baselines as _baselines
 from . import metrics
-from .cube import TARGETS
-from .forecaster import Forecaster
-from .preprocess.plan import SPREAD_SUFFIX
 
 __all__ = [
     "BASELINES",
     "EXTRA_METRICS",
     "SCOPES",
     "evaluate",
-    "forecast_period",
-    "thaw_trend",
-    "to_markdown",
 ]
 
 #: The baseline rows, in table order.
@@ -58,60 +53,11 @@ BASELINES: tuple[str, ...] = ("persistence", "seasonal_persistence", "climatolog
 #: The scopes :func:`evaluate` scores in, in order.
 SCOPES: tuple[str, ...] = ("sites", "field")
 
-#: Metrics :func:`evaluate` adds to those of :func:`geocryo.metrics.score_table`.
-EXTRA_METRICS: tuple[str, ...] = ("coverage", "spread")
+#: Metrics :func:`evaluate` adds to those of :func:`geocryo.evaluation.metrics.score_table`.
+EXTRA_METRICS: tuple[str, ...] = ("crps", "coverage", "spread")
 
 #: Label of the zone row that pools every cell.
 ALL = "all"
-
-
-# ---------------------------------------------------------------------------------------------
-# Forecasts
-
-
-def _months_before(month: pd.Timestamp, months: int) -> pd.Timestamp:
-    return month - pd.DateOffset(months=months)
-
-
-def forecast_period(
-    model: Forecaster,
-    cube: xr.Dataset,
-    months: pd.DatetimeIndex,
-    horizon: int | None = None,
-    *,
-    progress: bool = True,
-) -> xr.Dataset:
-    """The model's forecasts of ``months``, predicting over no more of the record than needed.
-
-    :meth:`Forecaster.predict` forecasts every month of the cube it is given; the windows of a
-    few test years need only those years and the look-back before them. The values are those
-    of ``model.predict(cube, horizon)`` at ``months``.
-
-    Parameters
-    ----------
-    model
-        A fitted model.
-    cube
-        The cube it was fitted on (or one with the same variables).
-    months
-        The months to forecast, inside the cube's time axis.
-    horizon
-        Months between the last input month and the forecast month (default: the model's lead).
-    progress
-        Show a progress bar.
-
-    Returns
-    -------
-    xarray.Dataset
-        The targets and their ``*_std`` spreads on (time, y, x) over ``months``.
-    """
-    months = pd.DatetimeIndex(months)
-    horizon = model.spec.lead if horizon is None else int(horizon)
-    # A window reaches back lookback + horizon months; a roll-out needs the earlier months'
-    # own windows too, hence twice the horizon.
-    start = _months_before(months[0], model.spec.lookback + 2 * horizon)
-    window = cube.sel(time=slice(start, months[-1]))
-    return model.predict(window, horizon=horizon, progress=progress).sel(time=months)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,17 +144,47 @@ def _zones(*sources: xr.Dataset) -> dict[str, xr.DataArray | None]:
 # Scoring
 
 
-def _interval(forecast: xr.Dataset, names: Sequence[str], level: float):
-    """Central ``level`` interval of a Gaussian with the ensemble's mean and spread."""
-    z = float(norm.ppf(0.5 + level / 2))
-    lower, upper = xr.Dataset(), xr.Dataset()
-    for name in names:
-        spread = forecast.get(name + SPREAD_SUFFIX)
-        if spread is None:
-            continue
-        lower[name] = forecast[name] - z * spread
-        upper[name] = forecast[name] + z * spread
-    return lower, upper
+def _ensemble_mean(forecast: xr.Dataset) -> xr.Dataset:
+    """The deterministic forecast of a row: its members' mean, or the row as it is."""
+    if MEMBER not in forecast.dims:
+        return forecast
+    return forecast.mean(MEMBER, keep_attrs=True)
+
+
+def _ensemble_scores(
+    forecast: xr.Dataset, truth: xr.Dataset, where: xr.DataArray, level: float
+) -> xr.DataArray:
+    """``crps``, ``coverage`` and ``spread`` of one row's forecast of one target.
+
+    A row with members is scored on them (the interval of a Gaussian with their mean and
+    spread); a row summarised as a mean and ``<target>_std`` as that Gaussian; a row with
+    neither is a one-member ensemble: its CRPS is its MAE, and it has no interval or spread.
+    """
+    name = next(n for n in forecast.data_vars if not str(n).endswith(SPREAD_SUFFIX))
+    std = f"{name}{SPREAD_SUFFIX}"
+    covered = spread = xr.DataArray(np.nan)
+    if MEMBER in forecast.dims and forecast.sizes[MEMBER] > 1:
+        ensemble = forecast[[name]]
+        crps = metrics.crps(ensemble, truth, where=where)
+        lower, upper = metrics.ensemble_interval(ensemble, level, method="normal")
+        variance = ensemble[name].var(MEMBER, ddof=1)
+    elif std in forecast.data_vars and MEMBER not in forecast.dims:
+        mean, sd = forecast[[name]], forecast[[std]].rename({std: name})
+        crps = metrics.crps_normal(mean, sd, truth, where=where)
+        lower, upper = metrics.normal_interval(mean, sd, level)
+        variance = sd[name] ** 2
+    else:
+        ensemble = forecast[[name]]
+        if MEMBER not in ensemble.dims:
+            ensemble = ensemble.expand_dims({MEMBER: 1})
+        crps, lower = metrics.crps(ensemble, truth, where=where), None
+    if lower is not None:
+        covered = metrics.coverage(lower, upper, truth, where=where)[name].reset_coords(drop=True)
+        spread = np.sqrt(variance.where(where).mean()).reset_coords(drop=True)
+    values = [crps[name].reset_coords(drop=True), covered, spread]
+    return xr.concat(values, dim="metric", coords="minimal", compat="override").assign_coords(
+        metric=list(EXTRA_METRICS)
+    )
 
 
 def _scope_table(
@@ -223,11 +199,17 @@ def _scope_table(
     Rows that do not forecast ``target`` get NaN and do not narrow the pairs of the others.
     """
     truth = reference[[target]]
-    forecasting = {name: ds for name, ds in rows.items() if target in ds.data_vars}
+    keep = [target, f"{target}{SPREAD_SUFFIX}"]
+    forecasting = {
+        name: ds[[v for v in keep if v in ds.data_vars]]
+        for name, ds in rows.items()
+        if target in ds.data_vars
+    }
     if not forecasting:
         raise ValueError(f"no row forecasts {target!r}")
+    point = {name: _ensemble_mean(ds[[target]]) for name, ds in forecasting.items()}
     common = truth[target].notnull()
-    for forecast in forecasting.values():
+    for forecast in point.values():
         common = common & forecast[target].notnull()
     common = common.reset_coords(drop=True)
     ref_name = "persistence" if "persistence" in forecasting else None
@@ -235,7 +217,7 @@ def _scope_table(
     for mask in zones.values():
         where = common if mask is None else common & mask
         table = metrics.score_table(
-            {name: ds[[target]] for name, ds in forecasting.items()},
+            point,
             truth,
             reference=ref_name,
             where=where,
@@ -245,24 +227,12 @@ def _scope_table(
             table = xr.concat(
                 [table, nan.expand_dims(metric=[metrics.RMSE_REDUCTION])], dim="metric"
             )
-        extra = []
-        for name, ds in rows.items():
-            lower, upper = _interval(ds, [target], level)
-            if target in lower and target in ds.data_vars:
-                covered = metrics.coverage(lower, upper, truth, where=where)[target]
-                covered = covered.reset_coords(drop=True)
-                variance = (ds[target + SPREAD_SUFFIX] ** 2).where(where)
-                spread = np.sqrt(variance.mean()).reset_coords(drop=True)
-            else:
-                covered = spread = xr.DataArray(np.nan)
-            extra.append(
-                xr.concat([covered, spread], dim="metric", coords="minimal", compat="override")
-                .assign_coords(metric=list(EXTRA_METRICS))
-                .expand_dims(model=[name])
-            )
-        table = xr.concat(
-            [table.reset_coords(drop=True), xr.concat(extra, dim="model")], dim="metric"
-        )
+        extra = [
+            _ensemble_scores(ds, truth, where, level).expand_dims(model=[name])
+            for name, ds in forecasting.items()
+        ]
+        extra = xr.concat(extra, dim="model").reindex(model=list(rows))
+        table = xr.concat([table.reset_coords(drop=True), extra], dim="metric")
         per_zone.append(table)
         pairs.append(where.sum())
     labels = list(zones)
@@ -310,7 +280,9 @@ def evaluate(
     predictions
         Forecasts already computed, by row name: a model's forecast is used instead of
         predicting again (pass the ones drawn for figures), and a name that is no model adds a
-        row. Each holds the targets and optionally ``<target>_std`` spreads, on the cube's grid.
+        row. Each holds the targets on the cube's grid, with every member on a ``member`` dim
+        (``model.predict(cube, members=True)``) to score the ensemble; a forecast without one
+        is scored as a single member (its CRPS is its MAE, its coverage and spread NaN).
     periods
         The split's months by part (``train`` is needed for climatology); default: the
         models' own periods, which must agree.
@@ -331,11 +303,12 @@ def evaluate(
         - ``zone``: ``all`` and each zone of the cube's ``zone`` flags (``boreal``, ``tundra``);
         - ``model``: the baselines, then the models, in order;
         - ``metric``: ``mae``, ``mse``, ``rmse``, ``r2``, ``bias`` (forecast minus reference),
-          ``rmse_reduction`` (1 - rmse / rmse of persistence), ``coverage`` (share of the
-          reference inside the forecast's central ``level`` interval, mean ± z · spread for a
-          Gaussian with the ensemble's mean and standard deviation; NaN for rows without
-          spread) and ``spread`` (root mean square ensemble standard deviation, to set beside
-          the RMSE: about equal for a calibrated ensemble).
+          ``rmse_reduction`` (1 - rmse / rmse of persistence), ``crps`` (of the members;
+          the MAE for a row without members), ``coverage`` (share of the reference inside the
+          members' central ``level`` interval, mean ± z · standard deviation of a Gaussian
+          with the members' mean and spread; NaN for rows without members) and ``spread``
+          (root mean square of the members' standard deviation, to set beside the RMSE:
+          about equal for a calibrated ensemble).
 
         Coordinates ``<target>_pairs`` on (scope, zone) count the pairs scored, the same for
         every row. A teacher-forcing model sees the target history only at the sites, so only
@@ -365,7 +338,7 @@ def evaluate(
     for name, forecaster in models.items():
         if name not in predictions:
             predictions[name] = forecast_period(
-                forecaster, cube, months, horizon, progress=progress
+                forecaster, cube, months, horizon, members=True, progress=progress
             )
     for name, forecast in predictions.items():
         _check_covers(forecast, months, f"the forecast {name!r}")
@@ -404,7 +377,7 @@ def evaluate(
     out = xr.Dataset(variables).assign_coords(pairs)
     out = out.transpose("scope", "zone", "model", "metric")
     lazy = any(var.chunks is not None for var in out.variables.values())
-    with _progress(progress and lazy):
+    with dask_progress(progress and lazy, "scoring"):
         out = out.compute()
     for key in pairs:
         out[key] = (
@@ -424,103 +397,3 @@ def evaluate(
         "field": "against the complete truth; baselines built from the truth (an oracle)",
     }
     return out
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return nullcontext()
-    from tqdm.dask import TqdmCallback
-
-    return TqdmCallback(desc="scoring", unit="task", mininterval=0.5, leave=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# For people
-
-
-def to_markdown(
-    evaluation: xr.Dataset,
-    *,
-    scope: str = "sites",
-    zone: str = ALL,
-    metrics_shown: Sequence[str] | None = None,
-    models: Sequence[str] | None = None,
-) -> str:
-    """One scope and zone of :func:`evaluate`'s output as Markdown tables, one per target.
-
-    Parameters
-    ----------
-    evaluation
-        Output of :func:`evaluate`.
-    scope, zone
-        Which scope (``"sites"``, ``"field"``) and zone (``"all"``, ``"tundra"``, ...) to show.
-    metrics_shown
-        Columns to show (default: every metric); ``coverage`` and ``spread`` are n/a for
-        baselines.
-    models
-        Rows to show (default: every row).
-
-    Returns
-    -------
-    str
-        A ``### target [units]`` heading, the number of pairs scored, and a pipe table per
-        target.
-    """
-    for dim, value in (("scope", scope), ("zone", zone)):
-        if value not in evaluation[dim].values:
-            raise ValueError(
-                f"{dim} {value!r} is not in the evaluation; it has {list(evaluation[dim].values)}"
-            )
-    selection = evaluation.sel(scope=scope, zone=zone)
-    if metrics_shown is not None:
-        selection = selection.sel(metric=list(metrics_shown))
-    if models is not None:
-        selection = selection.sel(model=list(models))
-    what = "site-months" if scope == "sites" else "cell-months"
-    blocks = []
-    for name in selection.data_vars:
-        text = metrics.to_markdown(selection[[name]].reset_coords(drop=True))
-        heading, rest = text.split("\n", 1)
-        count = int(selection[f"{name}_pairs"])
-        blocks.append(f"{heading}\n\n{count:,} {what} scored by every row.\n{rest}")
-    return "\n".join(blocks)
-
-
-def thaw_trend(alt: xr.DataArray, *, min_years: int = 3) -> xr.DataArray:
-    """Trend of the active layer thickness per cell, in cm per decade.
-
-    The active layer thickness of a year is that year's largest monthly thaw depth; a year
-    counts only if all twelve of its months are finite. The trend is the least-squares slope
-    of a straight line through a cell's years.
-
-    Parameters
-    ----------
-    alt
-        Monthly thaw depth [cm] on (time, y, x), e.g. the truth or a model's forecast.
-    min_years
-        Cells with fewer complete years get NaN.
-
-    Returns
-    -------
-    xarray.DataArray
-        The slope on (y, x) in ``cm decade-1``, with the years used in ``attrs["years"]``.
-    """
-    if "time" not in alt.dims:
-        raise ValueError(f"alt needs a 'time' dim to have a trend, got dims {alt.dims}")
-    complete = alt.notnull().resample(time="YS").sum() == 12
-    annual = alt.resample(time="YS").max().where(complete)
-    years = annual["time"].dt.year.astype(np.float64)
-    valid = annual.notnull()
-    n = valid.sum("time")
-    x = years.where(valid)
-    x_mean = x.sum("time") / n
-    y_mean = annual.sum("time") / n
-    dx = (x - x_mean).where(valid, 0.0)
-    slope = (dx * (annual - y_mean).where(valid, 0.0)).sum("time") / (dx**2).sum("time")
-    trend = (10 * slope).where(n >= min_years)
-    used = years.values[np.asarray(valid.any([d for d in valid.dims if d != "time"]))]
-    return trend.rename("alt_trend").assign_attrs(
-        long_name="trend of the active layer thickness (yearly maximum thaw depth)",
-        units="cm decade-1",
-        years=f"{int(used.min())}-{int(used.max())}" if used.size else "none",
-    )

@@ -16,7 +16,7 @@ then fitted again with the full budget (``final_epochs``, ``final_ensemble``).
 
 Knobs a search space may name (:data:`KNOBS`): ``lookback`` and ``patch`` (arguments of
 :func:`~geocryo.fit`); ``features`` (hidden channels), ``layers``, ``kernel``, ``dropout``,
-``activation``, ``batch_size``, ``overlap`` (:class:`~geocryo.forecaster.FitConfig`);
+``activation``, ``batch_size``, ``overlap`` (:class:`~geocryo.forecast.FitConfig`);
 ``learning_rate``, ``weight_decay``, ``warmup_steps``, ``clip_norm``
 (:class:`~geocryo.train.TrainConfig`).
 """
@@ -36,9 +36,10 @@ import dask
 import pandas as pd
 import xarray as xr
 
+from ._checks import integer
 from .bayesopt import Categorical, Integer, Optimizer, Real, Space
 from .cube import validate
-from .forecaster import FitConfig, Forecaster, fit
+from .forecast import FitConfig, Forecaster, fit
 from .preprocess import TimeSplit
 
 __all__ = ["KNOBS", "TuneResult", "default_space", "tune"]
@@ -191,12 +192,6 @@ def _check_knobs(space: Space, fixed: Mapping[str, Any]) -> None:
         raise ValueError(f"{both} are both searched and fixed; drop them from space or fixed")
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
 def tune(
     cube: xr.Dataset,
     space: Space | Mapping[str, Real | Integer | Categorical] | None = None,
@@ -242,7 +237,7 @@ def tune(
     fixed
         Knobs that are not searched, ``{knob: value}`` (e.g. ``{"patch": 8}``).
     config
-        Base :class:`~geocryo.forecaster.FitConfig` for everything neither searched nor fixed.
+        Base :class:`~geocryo.forecast.FitConfig` for everything neither searched nor fixed.
     targets, mode, lead, split
         As in :func:`geocryo.fit`, the same for every trial and the final fit.
     refit, final_epochs, final_ensemble
@@ -272,20 +267,22 @@ def tune(
     space = Space(default_space(cube) if space is None else space)
     fixed = dict(fixed or {})
     _check_knobs(space, fixed)
-    n_trials = _positive_int("n_trials", n_trials)
-    parallel = _positive_int("parallel", parallel)
+    n_trials = integer("n_trials", n_trials, low=1)
+    parallel = integer("parallel", parallel, low=1)
     if config is not None and not isinstance(config, FitConfig):
-        raise TypeError(f"config must be a geocryo.forecaster.FitConfig, got {config!r}")
+        raise TypeError(f"config must be a geocryo.FitConfig, got {config!r}")
     base = config or FitConfig()
     _fit_arguments(fixed, base)  # a bad fixed value fails here, not in every trial
-    options = {
-        "targets": targets,
-        "mode": mode,
-        "lead": lead,
-        "split": split,
-        "epochs": _positive_int("epochs", epochs),
-        "ensemble": _positive_int("ensemble", ensemble),
-        "seed": seed,
+    options = {"targets": targets, "mode": mode, "lead": lead, "split": split}
+    budget = {
+        "epochs": integer("epochs", epochs, low=1),
+        "ensemble": integer("ensemble", ensemble, low=1),
+        "seed": integer("seed", seed, low=0),
+    }
+    final_budget = {
+        "epochs": integer("final_epochs", final_epochs, low=1),
+        "ensemble": integer("final_ensemble", final_ensemble, low=1),
+        "seed": budget["seed"],
     }
     if n_initial is None:
         n_initial = max(parallel, min(space.width + 1, n_trials // 2))
@@ -306,7 +303,10 @@ def tune(
         client = Client(cluster)
     rows: list[dict[str, Any]] = []
     try:
-        rows = _search(client, cube, optimizer, base, fixed, options, n_trials, parallel, progress)
+        trials = base.with_train(**budget)
+        rows = _search(
+            client, cube, optimizer, trials, fixed, options, n_trials, parallel, progress
+        )
     finally:
         if own_cluster:
             client.close()
@@ -321,14 +321,13 @@ def tune(
     values = {**fixed, **best_params}
     model = None
     if refit:
-        kwargs, final_config = _fit_arguments(values, base)
-        final = {**options, "epochs": final_epochs, "ensemble": final_ensemble}
-        model = fit(cube, config=final_config, progress=progress, **kwargs, **final)
+        kwargs, final_config = _fit_arguments(values, base.with_train(**final_budget))
+        model = fit(cube, config=final_config, progress=progress, **kwargs, **options)
     return TuneResult(
         trials=table,
         best_params=best_params,
         best_score=optimizer.best_value,
-        settings={**values, **options},
+        settings={**values, **options, **budget},
         model=model,
         optimizer=optimizer,
     )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import os
-import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,10 +21,10 @@ import zarr.api.asynchronous
 from dask.array.optimization import optimize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
-from xarray.backends.zarr import encode_zarr_variable
-from zarr.core.sync import sync
 
-from .cube import validate
+from .._progress import dask_progress
+from ..cube import validate
+from .atomic import AtomicWrite, commit_all, restore
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -147,67 +146,72 @@ def write_stores(
     store is staged first; only when all of them are complete are they renamed into place, so a
     failure leaves every existing store untouched. Parameters are those of :func:`write_zarr`.
     """
-    plans = []
-    for target, ds in stores.items():
+    paths = []
+    for target in stores:
         if isinstance(target, str) and "://" in target:
             raise ValueError(
                 f"write_zarr writes local stores atomically; got the URL {target!r}. "
                 "Write to a local path, then copy the store to object storage."
             )
-        path = Path(target).expanduser().absolute()
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-        if path.exists() and not (path / "zarr.json").exists():
-            raise FileExistsError(
-                f"{path} exists and is not a Zarr store; refusing to replace it. "
-                "Choose another path."
-            )
-        if validate_cube:
-            validate(ds)
-        layout = dict(default_chunks(ds) if chunks is None else chunks)
-        plans.append((path, *_prepare(ds, layout)))
-    if len({path for path, _, _ in plans}) < len(plans):
+        paths.append(Path(target).expanduser().absolute())
+    if len(set(paths)) < len(paths):
         raise ValueError("two datasets would be written to the same store")
 
-    tag = uuid.uuid4().hex[:8]
-    staged: list[tuple[Path, Path, Path]] = []
+    writes: list[AtomicWrite] = []
     try:
         lazy = []
-        for path, ds, encoding in plans:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staging = path.with_name(f".{path.name}.writing-{tag}")
-            staged.append((path, staging, path.with_name(f".{path.name}.replaced-{tag}")))
-            # The metadata now; the chunks below, every store's in one graph.
-            ds.to_zarr(
-                staging,
+        for path, ds in zip(paths, stores.values(), strict=True):
+            writes.append(
+                AtomicWrite(path, overwrite=overwrite, replaceable=_is_store, what="a Zarr store")
+            )
+            if validate_cube:
+                validate(ds)
+            prepared, encoding = _prepare(
+                ds, dict(default_chunks(ds) if chunks is None else chunks)
+            )
+            # The metadata now; the chunks below, every store's in one graph. (The writes
+            # xarray would return are finalised one store at a time, which would compute the
+            # tasks the stores share, a block of the synthetic cube and its truth, once each.)
+            prepared.to_zarr(
+                writes[-1].staging,
                 mode="w-",
                 encoding=encoding,
                 consolidated=False,
                 zarr_format=3,
                 compute=False,
             )
-            lazy.append((staging, ds, encoding))
+            lazy.append((writes[-1].staging, prepared, encoding))
         jobs = [_chunk_writes(lazy)]
-        names = ", ".join(path.name for path, _, _ in plans)
-        with _progress(progress, f"writing {names}"):
+        names = ", ".join(path.name for path in paths)
+        with dask_progress(progress, f"writing {names}"):
             _compute(jobs, client)
-        _swap_in(staged)
     except BaseException:
-        for _, staging, _ in staged:
-            shutil.rmtree(staging, ignore_errors=True)
+        for write in writes:
+            write.abort()
         raise
-    for _, _, retired in staged:
-        shutil.rmtree(retired, ignore_errors=True)
-    return [path for path, _, _ in staged]
+    return commit_all(writes)
 
 
-def _encoded(name, var: xr.Variable, encoding: dict) -> xr.Variable:
-    """``var`` as its store holds it (CF-encoded as xarray encodes it: times, dtypes, fill
-    values), still lazy."""
-    var = var.copy(deep=False)
-    if encoding:  # what to_zarr was given replaces the variable's own, as in xarray
-        var.encoding = {k: v for k, v in encoding.items() if k not in ("chunks", "fill_value")}
-    return encode_zarr_variable(var, name=name, zarr_format=3)
+def _is_store(path: Path) -> bool:
+    return (path / "zarr.json").is_file()
+
+
+def _encoded(staging: Path, ds: xr.Dataset, encoding: dict) -> dict[str, xr.Variable]:
+    """The dask-backed variables of ``ds`` as the store at ``staging`` holds them (CF-encoded as
+    xarray encodes them: times, dtypes, fill values), still lazy."""
+    store = xr.backends.ZarrStore.open_group(str(staging), mode="r", zarr_format=3)
+    encoded = {}
+    for name, var in ds.variables.items():
+        if not isinstance(var.data, da.Array):
+            continue
+        var = var.copy(deep=False)
+        if name in encoding:  # what to_zarr was given replaces the variable's own, as in xarray
+            var.encoding = {
+                k: v for k, v in encoding[name].items() if k not in ("chunks", "fill_value")
+            }
+        encoded[name] = store.encode_variable(var, name=name)
+    store.close()
+    return encoded
 
 
 def _chunk_writes(stores: list[tuple[Path, xr.Dataset, dict]]) -> Delayed:
@@ -219,10 +223,9 @@ def _chunk_writes(stores: list[tuple[Path, xr.Dataset, dict]]) -> Delayed:
     the next blocks. Tasks that stores share run once.
     """
     sources = [
-        (staging, name, var.dims, _encoded(name, var, encoding.get(name, {})).data)
+        (staging, name, var.dims, var.data)
         for staging, ds, encoding in stores
-        for name, var in ds.variables.items()
-        if isinstance(var.data, da.Array)
+        for name, var in _encoded(staging, ds, encoding).items()
     ]
     arrays = [data for *_, data in sources]
     # Optimized as one graph, so that a task several chunks share (a block of the synthetic
@@ -258,7 +261,9 @@ async def _open_array(store: str, variable: str) -> zarr.AsyncArray:
     if key not in _OPENED:
         if len(_OPENED) > 1024:  # forget the arrays of finished writes
             _OPENED.clear()
-        _OPENED[key] = await zarr.api.asynchronous.open_array(store=store, path=variable, mode="r+")
+        _OPENED[key] = await zarr.api.asynchronous.open_array(
+            store=store, path=variable, mode="r+", zarr_format=3
+        )
     return _OPENED[key]
 
 
@@ -274,25 +279,19 @@ def _write_chunks(store: str, targets: list[tuple[str, tuple[slice, ...]]], *chu
             ]
         )
 
-    sync(write())
+    _run(write())
 
 
-def _swap_in(staged: list[tuple[Path, Path, Path]]) -> None:
-    """Rename staged stores into place; on any failure put every replaced store back."""
-    done: list[tuple[Path, Path, Path]] = []
+def _run(coroutine) -> None:
+    """Run ``coroutine`` to its end in this thread, or in a new one where this thread already
+    runs an event loop (the synchronous scheduler in a notebook)."""
     try:
-        for path, staging, retired in staged:
-            if path.exists():
-                os.replace(path, retired)
-            os.replace(staging, path)
-            done.append((path, staging, retired))
-    except BaseException:
-        for path, staging, retired in staged:
-            if (path, staging, retired) in done:
-                os.replace(path, staging)  # the new store goes back to be cleaned up
-            if retired.exists():
-                os.replace(retired, path)
-        raise
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
 
 
 def _compute(jobs: list, client: Client | None = None) -> None:
@@ -336,17 +335,6 @@ def _distributed_client(scheduler) -> Client | None:
     return owner if isinstance(owner, Client) else None
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, desc: str):
-    if not enabled:
-        yield
-        return
-    from tqdm.dask import TqdmCallback
-
-    with TqdmCallback(desc=desc, unit="task", mininterval=0.5, leave=False):
-        yield
-
-
 def open_zarr(
     path: str | os.PathLike,
     *,
@@ -370,6 +358,7 @@ def open_zarr(
     """
     if isinstance(path, os.PathLike) or "://" not in str(path):
         local = Path(path).expanduser()
+        restore(local)  # a write killed while swapping left the store beside its place
         if not local.exists():
             raise FileNotFoundError(
                 f"no store at {local}; write one with `geocryo synth --out {local}` "

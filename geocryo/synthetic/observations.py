@@ -144,5 +144,5 @@ def uavsar(world, months, y0, x0, yy, xx, alt) -> np.ndarray:
 
 
 def absolute_month(stamp: pd.Timestamp) -> int:
-    """Months since January of :data:`~geocryo.landscape.ORIGIN_YEAR`."""
+    """Months since January of :data:`~geocryo.synthetic.landscape.ORIGIN_YEAR`."""
     return (stamp.year - ORIGIN_YEAR) * 12 + stamp.month - 1

@@ -1,14 +1,15 @@
 """A physically grounded synthetic Alaska: the embedded default cube, and its complete truth.
 
 :func:`alaska` builds a lazy multimodal cube over EPSG:3338 on a monthly axis, with the target
-fields that produced it. The world runs on the physics of DESIGN.md section 3
-(:mod:`geocryo.physics`): a north-south climate gradient from boreal forest to tundra with a
-warming trend and spatially coherent anomalies; snow, soils (peat and mineral) and wetlands; thaw
-depth from the Stefan solution on thawing degree days with autumn freeze-back through a zero
-curtain; CH4 and CO2 fluxes from Q10 responses, wetness and light. Observation operators turn it
-into what scientists hold: sparse in situ sites with gaps and noise, remote sensing with clouds,
-snow, polar night, mission dates and campaign swaths, and process-model fields that are complete
-but biased and smooth.
+fields that produced it. The world runs on the literature physics of
+:mod:`geocryo.synthetic.physics` (the science page of the docs gives the formulas and their
+sources): a north-south climate gradient from boreal forest to tundra with a warming trend and
+spatially coherent anomalies; snow, soils (peat and mineral) and wetlands; thaw depth from the
+Stefan solution on thawing degree days with autumn freeze-back through a zero curtain; CH4 and
+CO2 fluxes from Q10 responses, wetness and light. Observation operators turn it into what
+scientists hold: sparse in situ sites with gaps and noise, remote sensing with clouds, snow,
+polar night, mission dates and campaign swaths, and process-model fields that are complete but
+biased and smooth.
 
 Every chunk is computed on its own from the seed and the cell and month it covers, so values are
 identical whatever the chunking, and a full-size cube streams to disk one chunk at a time.
@@ -29,8 +30,8 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from .. import grid as _grid
 from . import evolution, landscape
-from . import grid as _grid
 from .landscape import ORIGIN_YEAR, Landscape, stream_key
 from .observations import (
     CAMPAIGNS,

@@ -1,8 +1,8 @@
 """Permafrost physics used by the synthetic Alaska: degree days, Stefan thaw, flux responses.
 
 Vectorised, dtype-preserving functions of NumPy arrays, or of JAX arrays (then they run inside
-compiled code). Formulas and constants follow the literature values collected in DESIGN.md
-section 3.
+compiled code). Formulas and constants follow published field and laboratory values; the
+science page of the documentation lists them with their sources.
 """
 
 from __future__ import annotations

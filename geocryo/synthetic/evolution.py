@@ -252,9 +252,10 @@ def evolve(
         Top-of-atmosphere insolation (12 x ny x nx) at mid-month of each calendar month.
     bases, amplitudes
         Spatial modes and window-month amplitudes of the weather anomalies ``temperature``,
-        ``precipitation``, ``cloud`` and ``reanalysis`` (see :class:`~geocryo.landscape.Landscape`).
+        ``precipitation``, ``cloud`` and ``reanalysis`` (see
+        :class:`~geocryo.synthetic.landscape.Landscape`).
     keys
-        Noise stream keys (:func:`~geocryo.landscape.stream_key`) of :data:`NOISE`.
+        Noise stream keys (:func:`~geocryo.synthetic.landscape.stream_key`) of :data:`NOISE`.
     start, length
         The block's own months within the window (``length`` is static: one compilation per
         block shape).
