@@ -13,11 +13,14 @@ import pandas as pd
 import xarray as xr
 
 __all__ = [
+    "BOUNDS",
     "MODALITIES",
+    "OBSERVATION_ERROR_ATTRS",
     "SENTINELS",
     "TARGETS",
     "CubeError",
     "features",
+    "observation_variance",
     "targets",
     "validate",
 ]
@@ -28,6 +31,16 @@ TARGETS: dict[str, str] = {
     "ch4_flux": "nmol m-2 s-1",
     "co2_flux": "umol m-2 s-1",
 }
+
+#: Each target's physical lower bound, in its units (None: unbounded). Thaw depth cannot be
+#: negative; methane flux is emission in the default (set ``FitConfig(bounds={"ch4_flux": None})``
+#: for sites that take methane up); CO2 flux is net exchange, of either sign.
+BOUNDS: dict[str, float | None] = {"alt": 0.0, "ch4_flux": 0.0, "co2_flux": None}
+
+#: Attributes of an in situ target that declare its measurement error: a standard deviation in
+#: the target's units, and a share of the value (the error's variance is the sum of both
+#: squared). Calibration and scoring against observations use them; absent means 0.
+OBSERVATION_ERROR_ATTRS: tuple[str, str] = ("observation_error", "observation_error_fraction")
 
 #: Spellings of the target units that mean the same thing.
 _UNIT_ALIASES: dict[str, set[str]] = {
@@ -229,3 +242,15 @@ def targets(ds: xr.Dataset) -> xr.Dataset:
 def features(ds: xr.Dataset) -> xr.Dataset:
     """Every data variable of ``ds`` that is not a target."""
     return ds[[name for name in ds.data_vars if name not in TARGETS]]
+
+
+def observation_variance(attrs: dict, value):
+    """The measurement error variance of an observation of ``value`` (array or number).
+
+    ``attrs`` are the target's (:data:`OBSERVATION_ERROR_ATTRS`):
+    ``observation_error ** 2 + (observation_error_fraction * value) ** 2``; 0 where the target
+    declares none.
+    """
+    sd = float(attrs.get(OBSERVATION_ERROR_ATTRS[0], 0.0) or 0.0)
+    share = float(attrs.get(OBSERVATION_ERROR_ATTRS[1], 0.0) or 0.0)
+    return sd**2 + (share * value) ** 2

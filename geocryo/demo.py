@@ -24,8 +24,9 @@ import xarray as xr
 
 from . import plots, synthetic
 from ._checks import integer
-from .evaluation import evaluate, to_markdown
+from .evaluation import evaluate, metrics, to_markdown, trend_summary
 from .forecast import FitConfig, Forecaster, fit, forecast_period, summarize
+from .preprocess.plan import SPREAD_SUFFIX
 from .report import calibration_markdown, headline, write_report
 
 __all__ = [
@@ -290,6 +291,9 @@ def run_demo(
         "sees it with remote sensing, process models, forcing and static maps"
         + (f" (not {', '.join(unseen)}: never observed in the training months)." if unseen else ".")
     )
+    trend = _trend_text(truth, predictions["multimodal"])
+    if trend:
+        summary += " " + trend
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
     report = write_report(
         out,
@@ -306,6 +310,26 @@ def run_demo(
     log(headline(evaluation, "multimodal"))
     log(f"report: {out / 'report.md'} ({len(figures)} figures), {seconds['total']:.0f} s in all")
     return DemoResult(evaluation, report, out, figures, models, predictions, seconds, cube, truth)
+
+
+def _trend_text(truth: xr.Dataset | None, forecast: xr.Dataset) -> str:
+    """A sentence on the domain's ALT trend: the model's, the truth's, or that none can tell."""
+    if "alt" not in forecast.data_vars:
+        return ""
+    model = trend_summary(forecast["alt"])
+    parts = [f"multimodal {model['trend']:+.1f} ± {model['stderr']:.1f}"]
+    significant = model["significant"]
+    if truth is not None and "alt" in truth.data_vars:
+        true = trend_summary(truth["alt"].sel(time=forecast["time"]))
+        parts.insert(0, f"truth {true['trend']:+.1f} ± {true['stderr']:.1f}")
+        significant = true["significant"]
+    text = (
+        f"Domain-mean ALT trend over {model['years']} complete years (cm per decade, ± one "
+        f"standard error): {', '.join(parts)}."
+    )
+    if not significant:
+        text += " The record is too short to tell the trend's sign (less than two standard errors)."
+    return text
 
 
 def _span(months: pd.DatetimeIndex) -> str:
@@ -345,6 +369,22 @@ def _figures(
         figures[f"{label} at observed sites, test period"] = plots.save(
             plots.site_series(tested, cube, name, truth=truth),
             out / f"sites_{name}.png",
+        )
+    curves = {}
+    for model, forecast in tested.items():
+        spread = {n: f"{n}{SPREAD_SUFFIX}" for n in names if f"{n}{SPREAD_SUFFIX}" in forecast}
+        if not spread:
+            continue
+        mean = forecast[list(spread)]
+        sd = forecast[list(spread.values())].rename({v: k for k, v in spread.items()})
+        curves[f"{model}, sites"] = metrics.reliability(mean, sd, cube[list(spread)].sel(time=test))
+        if truth is not None and model == "multimodal":
+            curves[f"{model}, field"] = metrics.reliability(
+                mean, sd, truth[list(spread)].sel(time=test)
+            )
+    if curves:
+        figures["Reliability of the predictive intervals, test period"] = plots.save(
+            plots.reliability_diagram(curves), out / "reliability.png"
         )
     if "alt" in names:
         fields = {"truth": truth["alt"]} if truth is not None else {}

@@ -31,6 +31,7 @@ __all__ = [
     "field_maps",
     "loss_curves",
     "observed_sites",
+    "reliability_diagram",
     "save",
     "site_series",
     "skill_bars",
@@ -410,9 +411,10 @@ def site_series(
             spread_name = target + SPREAD_SUFFIX
             if spread_name in forecast:
                 spread = forecast[spread_name].isel(y=iy, x=ix)
+                bound = forecast[target].attrs.get("valid_min", -np.inf)
                 ax.fill_between(
                     mean["time"].values,
-                    (mean - z * spread).values,
+                    np.maximum(mean - z * spread, bound).values,  # censored at the bound
                     (mean + z * spread).values,
                     color=color,
                     alpha=0.25,
@@ -457,7 +459,7 @@ def skill_bars(
         Output of :func:`geocryo.evaluate`.
     metric
         The metric to draw (``"rmse"``, ``"mae"``, ``"r2"``...); bars of ``rmse`` are labelled
-        with the RMSE reduction against persistence.
+        with the RMSE change against the best baseline of their scope (marked "best").
     zone
         Which zone (``"all"``, ``"tundra"``...).
     scopes
@@ -481,15 +483,16 @@ def skill_bars(
             table = evaluation[name].sel(scope=scope, zone=zone)
             values = table.sel(metric=metric).values
             bars = ax.bar(positions, values, color=colors, edgecolor="k", lw=0.5)
-            if metric == "rmse":
-                reduction = table.sel(metric="rmse_reduction").values
+            if metric == "rmse" and "skill_vs_best" in table["metric"].values:
+                reduction = table.sel(metric="skill_vs_best").values
+                best = str(evaluation[f"{name}_best_baseline"].sel(scope=scope, zone=zone).values)
                 labels = [
-                    "ref." if m == evaluation.attrs.get("reference") else _change(r)
+                    "best" if m == best else _change(r)
                     for m, r in zip(models, reduction, strict=True)
                 ]
                 ax.bar_label(bars, labels=labels, fontsize="x-small", padding=1)
             units = evaluation[name].attrs.get("units", "")
-            if metric in ("r2", "coverage", "rmse_reduction"):
+            if metric in ("r2", "coverage", "coverage_50", "rmse_reduction", "skill_vs_best"):
                 units = "1"
             elif metric == "mse":
                 units = f"({units})$^2$"
@@ -502,6 +505,61 @@ def skill_bars(
             ax.margins(y=0.15)
     fig.suptitle(
         f"{metric.upper()} per model, {evaluation.attrs.get('period', '')}"
-        + (" (labels: change vs persistence)" if metric == "rmse" else "")
+        + (" (labels: change vs the best baseline)" if metric == "rmse" else "")
     )
+    return fig
+
+
+def reliability_diagram(curves: Mapping[str, xr.Dataset]) -> Figure:
+    """Observed against nominal coverage of the central intervals, one panel per target.
+
+    Parameters
+    ----------
+    curves
+        Label (``"multimodal, sites"``...) -> the output of
+        :func:`geocryo.evaluation.metrics.reliability`: per target, the covered share on a
+        ``level`` dim.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The diagonal is perfect calibration; the band around it is the 85-95 % target of the
+        90 % interval, and the 45-55 % one of the 50 % interval.
+    """
+    if not curves:
+        raise ValueError("curves is empty: pass {label: metrics.reliability(...)}")
+    names = list(dict.fromkeys(n for c in curves.values() for n in c.data_vars))
+    fig = Figure(figsize=(3.6 * len(names), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=True):
+        ax.plot([0, 1], [0, 1], color="0.4", lw=0.8, ls="--", label="calibrated")
+        for level, half in ((0.9, 0.05), (0.5, 0.05)):
+            ax.fill_between(
+                [level - 0.02, level + 0.02], level - half, level + half, color="0.85", lw=0
+            )
+        for i, (label, curve) in enumerate(curves.items()):
+            if name not in curve.data_vars:
+                continue
+            model = label.split(",")[0].strip()
+            ax.plot(
+                curve["level"],
+                curve[name],
+                marker="o",
+                ms=3.5,
+                color=_color(model, i),
+                ls="-" if "site" in label else ":",
+                label=label,
+            )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("nominal coverage of the central interval")
+        ax.set_ylabel("observed coverage")
+        ax.set_title(NAMES.get(name, name), fontsize="medium")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize="small"
+    )
+    fig.suptitle("Reliability of the predictive intervals")
     return fig

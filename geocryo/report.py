@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .evaluation import ALL, to_markdown
+from .evaluation import ALL, SKILL_VS_BEST, to_markdown
 from .forecast import Forecaster
 
 __all__ = [
@@ -55,7 +55,7 @@ def _number(value: float, fmt: str = ".3g") -> str:
 
 
 def headline(evaluation: xr.Dataset, model: str | None = None) -> str:
-    """One sentence: a model's RMSE change against persistence per target and scope.
+    """One sentence: a model's RMSE change against the best baseline, per target and scope.
 
     Parameters
     ----------
@@ -67,19 +67,22 @@ def headline(evaluation: xr.Dataset, model: str | None = None) -> str:
     Returns
     -------
     str
-        E.g. ``multimodal RMSE vs naive persistence: at the sites alt -35 %, ...; on the
-        field alt -12 %, ...`` (negative: lower RMSE than persistence).
+        E.g. ``multimodal RMSE vs the best baseline: at the sites alt -12 % (vs climatology),
+        ...; on the field ...`` (negative: lower RMSE than every baseline). Each target and
+        scope names its own best baseline, the one with the least RMSE there.
     """
     model = str(evaluation["model"].values[-1]) if model is None else model
     parts = []
     for scope in evaluation["scope"].values:
         where = "at the sites" if scope == "sites" else "on the field"
-        table = evaluation.sel(scope=scope, zone=ALL, model=model, metric="rmse_reduction")
-        changes = ", ".join(
-            f"{name} {-100 * float(table[name]) + 0.0:+.0f} %" for name in evaluation.data_vars
-        )
-        parts.append(f"{where} {changes}")
-    return f"{model} RMSE vs naive persistence: " + "; ".join(parts)
+        changes = []
+        for name in evaluation.data_vars:
+            table = evaluation[name].sel(scope=scope, zone=ALL, model=model)
+            best = str(evaluation[f"{name}_best_baseline"].sel(scope=scope, zone=ALL).values)
+            change = -100 * float(table.sel(metric=SKILL_VS_BEST)) + 0.0
+            changes.append(f"{name} {_number(change, '+.0f')} % (vs {best.replace('_', ' ')})")
+        parts.append(f"{where} {', '.join(changes)}")
+    return f"{model} RMSE vs the best baseline: " + "; ".join(parts)
 
 
 def calibration_markdown(evaluation: xr.Dataset, *, zone: str = ALL) -> str:
@@ -101,7 +104,11 @@ def calibration_markdown(evaluation: xr.Dataset, *, zone: str = ALL) -> str:
     """
     level = float(evaluation.attrs.get("level", 0.9))
     names = list(evaluation.data_vars)
-    header = ["model", "scope", *[f"{n}: coverage (spread / RMSE)" for n in names]]
+    header = [
+        "model",
+        "scope",
+        *[f"{n}: coverage {100 * level:.0f} % / 50 % (spread / RMSE; CRPS)" for n in names],
+    ]
     rows = []
     for model in evaluation["model"].values:
         for scope in evaluation["scope"].values:
@@ -109,17 +116,24 @@ def calibration_markdown(evaluation: xr.Dataset, *, zone: str = ALL) -> str:
             for name in names:
                 table = evaluation[name].sel(model=model, scope=scope, zone=zone)
                 covered = float(table.sel(metric="coverage"))
+                half = float(table.sel(metric="coverage_50"))
                 ratio = float(table.sel(metric="spread")) / float(table.sel(metric="rmse"))
-                cells.append(f"{_number(covered, '.2f')} ({_number(ratio, '.2f')})")
+                crps = float(table.sel(metric="crps"))
+                cells.append(
+                    f"{_number(covered, '.2f')} / {_number(half, '.2f')} "
+                    f"({_number(ratio, '.2f')}; {_number(crps)})"
+                )
             if all(c.startswith("n/a") for c in cells):
                 continue
             rows.append([str(model), str(scope), *cells])
     if not rows:
-        return "No row has an ensemble spread.\n"
+        return "No row has a predictive spread.\n"
     note = (
-        f"Share of the reference inside the central {100 * level:.0f} % interval "
-        f"({evaluation.attrs.get('interval', 'of the ensemble')}); a calibrated ensemble covers "
-        f"{level:.2f}. In brackets, the root mean square ensemble spread over the RMSE."
+        f"Share of the reference inside the central {100 * level:.0f} % and 50 % intervals "
+        f"({evaluation.attrs.get('interval', 'of the ensemble')}); a calibrated forecast covers "
+        f"{level:.2f} and 0.50. In brackets, the root mean square predictive spread over the "
+        "RMSE (about 1 when calibrated; below 1, over-confident) and the CRPS (in the "
+        "target's units; the MAE of a forecast without spread)."
     )
     return f"{note}\n\n{_table(header, rows)}\n"
 
@@ -252,14 +266,18 @@ def write_report(
     parts += [
         f"Evaluated period: **{period}** ({evaluation.attrs.get('split', '')} months), "
         f"forecasts {horizon} month(s) ahead. RMSE reduction is 1 − RMSE / RMSE of naive "
-        "persistence (positive: better than persistence); bias is forecast minus reference.",
+        "persistence, and 'vs best baseline' 1 − RMSE / RMSE of the best of the baselines in "
+        "that scope (positive: better); bias is forecast minus reference.",
         "",
     ]
-    if "persistence" in evaluation["model"].values:
-        parts += [f"**{headline(evaluation)}** (negative: lower RMSE than persistence).", ""]
+    if SKILL_VS_BEST in evaluation["metric"].values:
+        parts += [
+            f"**{headline(evaluation)}** (negative: lower RMSE than every baseline).",
+            "",
+        ]
     if models:
         parts += ["## Models", "", models_markdown(models, fit_seconds)]
-    shown = ["mae", "mse", "rmse", "r2", "bias", "rmse_reduction"]
+    shown = ["mae", "rmse", "r2", "bias", "crps", "rmse_reduction", SKILL_VS_BEST]
     for scope in evaluation["scope"].values:
         heading = "Skill at the observed sites" if scope == "sites" else "Skill on the full field"
         parts += [
@@ -269,7 +287,7 @@ def write_report(
             "",
             to_markdown(evaluation, scope=str(scope), metrics_shown=shown),
         ]
-    parts += ["## Calibration of the ensembles", "", calibration_markdown(evaluation)]
+    parts += ["## Calibration", "", calibration_markdown(evaluation)]
     if len(evaluation["zone"]) > 1:
         parts += ["## Skill by zone", ""]
         for scope in evaluation["scope"].values:

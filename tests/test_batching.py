@@ -501,3 +501,49 @@ def test_history_dropout_refuses_bad_rates(cube):
     for rate in (-0.1, 1.5, float("nan"), True):
         with pytest.raises(ValueError, match="rate must be"):
             HistoryDropout(stream(cube), rate)
+
+
+def test_a_target_climatology_joins_the_history_and_leaves_with_it(cube):
+    from geocryo.batching.augment import HistoryDropout
+    from geocryo.preprocess import Outlook
+
+    names = ["alt", "ch4_flux", "co2_flux"]
+    train = cube.indexes["time"][:24]
+    with_clim = Outlook.fit(cube, train, (), targets=names).apply(cube, lead=1)
+    base = PatchStream(with_clim, cube.indexes["time"], WindowSpec(4, 1, 8), "multimodal", names)
+    values, _ = base.history_channels
+    anchors = base.anchor_channels
+    channels = base.channels["history"]
+    assert [channels[v] for v in values] == names  # the targets' positions are unchanged
+    assert [channels[a] for a in anchors] == [f"{n}_outlook" for n in names]
+    assert all(
+        channels[a + 1] == f"{n}_outlook_missing" for a, n in zip(anchors, names, strict=True)
+    )
+    others = [c for g, cs in base.channels.items() if g != "history" for c in cs]
+    assert not any("_outlook" in c for c in others)
+    dropped = HistoryDropout(base, 1.0, seed=0)
+    for batch in dropped.epoch(0):
+        history = batch.inputs["history"]
+        assert (history[..., anchors] == 0).all() and (
+            history[..., [a + 1 for a in anchors]] == 1
+        ).all()
+        break
+
+
+def test_masked_cells_leave_the_loss_and_nothing_else(cube):
+    from geocryo.batching.augment import MaskCells
+
+    base = stream(cube, mode="multimodal", seed=1)
+    cells = np.zeros((cube.sizes["y"], cube.sizes["x"]), bool)
+    cells[::2, 1::3] = True
+    masked = MaskCells(base, cells)
+    assert len(masked) == len(base) and masked.channels == base.channels
+    for plain, out in zip(base.epoch(0), masked.epoch(0), strict=True):
+        p = plain.mask.shape[1]
+        for b in range(len(plain.mask)):
+            inside = cells[plain.y0[b] : plain.y0[b] + p, plain.x0[b] : plain.x0[b] + p]
+            assert (out.mask[b][inside] == 0).all()
+            np.testing.assert_array_equal(out.mask[b][~inside], plain.mask[b][~inside])
+        np.testing.assert_array_equal(out.targets, plain.targets)
+        for group in plain.inputs:
+            np.testing.assert_array_equal(out.inputs[group], plain.inputs[group])

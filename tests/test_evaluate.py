@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 from scipy.stats import norm
 
+from geocryo.cube import observation_variance
 from geocryo.evaluation import evaluate, thaw_trend, to_markdown
 from geocryo.report import write_report
 
@@ -88,6 +89,8 @@ def test_scores_match_numpy(tiny_world, tiny_periods, forecast, evaluation, scop
         rows = _numpy_rows(reference, time, tiny_periods["train"])
         rows["noisy"] = forecast[name].values.astype(np.float64)
         spread = forecast[f"{name}_std"].values.astype(np.float64)
+        if scope == "sites":  # against observations, widened by their declared error
+            spread = np.sqrt(spread**2 + observation_variance(cube[name].attrs, rows["noisy"]))
         valid = np.isfinite(reference) & test[:, None, None] & zone_mask
         for row in rows.values():
             valid &= np.isfinite(row)
@@ -244,8 +247,8 @@ def test_write_report(evaluation, tmp_path):
         assert f"## {heading}" in text
     # The calibration table holds the evaluation's coverage.
     covered = float(evaluation.alt.sel(scope="field", zone="all", model="noisy", metric="coverage"))
-    assert f"| noisy | field | {covered:.2f} (" in text
-    assert "noisy RMSE vs naive persistence: at the sites alt -" in text
+    assert f"| noisy | field | {covered:.2f} / " in text
+    assert "noisy RMSE vs the best baseline: at the sites alt " in text
     with pytest.raises(FileNotFoundError, match="no file at"):
         write_report(tmp_path, evaluation, figures={"Maps": "maps.png"})
 
@@ -303,3 +306,61 @@ def test_members_are_scored_as_an_ensemble(tiny_world, tiny_periods):
         # their mean and spread holds the truth about 0.9 of the time (a little less: the
         # spread is estimated from 16 draws)
         assert 0.83 < float(row.sel(model="ensemble", metric="coverage")) < 0.92
+
+
+def test_every_row_is_measured_against_the_best_baseline(evaluation):
+    for name in NAMES:
+        table = evaluation[name]
+        rmse = table.sel(metric="rmse")
+        baselines = rmse.sel(model=["persistence", "seasonal_persistence", "climatology"])
+        best = evaluation[f"{name}_best_baseline"]
+        assert best.dims == ("scope", "zone")
+        for scope in evaluation.scope.values:
+            for zone in evaluation.zone.values:
+                least = baselines.sel(scope=scope, zone=zone)
+                named = str(best.sel(scope=scope, zone=zone).values)
+                assert named == str(least.idxmin("model").values)
+                expected = 1 - rmse.sel(scope=scope, zone=zone) / least.min()
+                np.testing.assert_allclose(
+                    table.sel(scope=scope, zone=zone, metric="skill_vs_best"), expected
+                )
+                # the best baseline itself scores exactly 0 against itself
+                assert (
+                    float(table.sel(scope=scope, zone=zone, model=named, metric="skill_vs_best"))
+                    == 0
+                )
+
+
+def test_the_half_interval_and_the_headline(evaluation):
+    from geocryo.report import headline
+
+    half = evaluation["alt"].sel(metric="coverage_50", model="noisy", zone="all")
+    # a forecast whose claimed spread equals its error covers about half at 50 %
+    assert 0.4 < float(half.sel(scope="field")) < 0.6
+    text = headline(evaluation, "noisy")
+    assert text.startswith("noisy RMSE vs the best baseline: at the sites")
+    for name in NAMES:
+        best = str(evaluation[f"{name}_best_baseline"].sel(scope="field", zone="all").values)
+        assert f"(vs {best.replace('_', ' ')})" in text
+
+
+def test_trend_summary_tells_a_trend_from_noise():
+    from geocryo.evaluation import trend_summary
+
+    time = pd.date_range("2000-01", periods=12 * 20, freq="MS")
+    year = time.year.to_numpy() - 2000
+    season = np.clip(np.sin(2 * np.pi * (time.month.to_numpy() - 4) / 12), 0, None)
+    rng = np.random.default_rng(0)
+    for slope, noise, significant in ((0.3, 0.5, True), (0.0, 2.0, False)):
+        jitter = noise * rng.standard_normal(20).repeat(12)
+        values = (40 + slope * year + jitter) * season
+        alt = xr.DataArray(
+            np.broadcast_to(values[:, None, None], (len(time), 2, 2)).copy(),
+            dims=("time", "y", "x"),
+            coords={"time": time},
+        )
+        summary = trend_summary(alt)
+        assert summary["years"] == 20
+        assert summary["significant"] is significant
+        if significant:
+            assert summary["trend"] == pytest.approx(10 * slope, abs=3 * summary["stderr"])

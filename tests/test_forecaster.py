@@ -9,6 +9,7 @@ import xarray as xr
 from worlds import world
 
 import geocryo
+from geocryo.evaluation import metrics
 from geocryo.forecast import FitConfig
 from geocryo.preprocess import TimeSplit
 from geocryo.train import TrainConfig
@@ -99,6 +100,13 @@ def test_save_load_round_trip_gives_identical_predictions(model, cube, predictio
     loaded = geocryo.load(tmp_path / "model")
     assert loaded.config == model.config
     xr.testing.assert_identical(loaded.history, model.history)
+    assert loaded.calibration.targets == model.calibration.targets
+    for name in model.calibration.targets:
+        np.testing.assert_array_equal(loaded.calibration.noise[name], model.calibration.noise[name])
+    assert (
+        loaded.network.lower == model.network.lower
+        and loaded.network.anchors == model.network.anchors
+    )
     again = loaded.predict(cube, progress=False)
     xr.testing.assert_identical(again, prediction)
 
@@ -161,11 +169,38 @@ def test_the_config_is_the_one_source_of_settings(model, cube):
 def test_members_and_their_summary_come_from_one_path(model, cube, prediction):
     members = model.predict(cube, members=True, progress=False)
     assert members.sizes["member"] == model.members
-    assert set(members.data_vars) == set(model.targets)
+    spreads = {f"{name}_std" for name in model.targets}
+    assert set(members.data_vars) == set(model.targets) | spreads
+    for name in spreads:
+        assert "member" not in members[name].dims
     xr.testing.assert_allclose(geocryo.forecast.summarize(members), prediction)
-    # the spread is the members' sample standard deviation (ddof 1)
     alt = members["alt"].values
-    np.testing.assert_allclose(
-        prediction["alt_std"].values, alt.std(axis=0, ddof=1), rtol=1e-5, atol=1e-6
-    )
     np.testing.assert_allclose(prediction["alt"].values, alt.mean(axis=0), rtol=1e-5, atol=1e-6)
+    # the predictive spread is the members' variance (ddof 1) plus the calibrated noise
+    noise = model.calibration.variance("alt", prediction["alt"]).values
+    np.testing.assert_allclose(
+        prediction["alt_std"].values ** 2, alt.var(axis=0, ddof=1) + noise, rtol=1e-4, atol=1e-5
+    )
+    assert prediction["alt_std"].attrs["calibrated"] == 1
+    # without a calibration the spread is the members' alone, and says so
+    bare = geocryo.forecast.summarize(members.drop_vars(list(spreads)))
+    np.testing.assert_allclose(
+        bare["alt_std"].values, alt.std(axis=0, ddof=1), rtol=1e-5, atol=1e-6
+    )
+    assert bare["alt_std"].attrs["calibrated"] == 0
+
+
+def test_no_member_and_no_interval_end_is_negative(model, cube):
+    """A fitted model: every member of thaw depth and CH4 flux, and the ends of their 50 and
+    90 % intervals, are at or above 0 over the whole record, and carry ``valid_min``."""
+    members = model.predict(cube, members=True, progress=False)
+    summary = geocryo.forecast.summarize(members)
+    for name in ("alt", "ch4_flux"):
+        values = members[name].values
+        assert np.nanmin(values) >= 0, name
+        assert members[name].attrs["valid_min"] == 0
+        sd = summary[[f"{name}_std"]].rename({f"{name}_std": name})
+        for level in (0.5, 0.9):
+            lower, upper = metrics.normal_interval(summary[[name]], sd, level)
+            assert float(lower[name].min()) >= 0 and float(upper[name].min()) >= 0
+    assert "valid_min" not in members["co2_flux"].attrs

@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 import xskillscore as xs
 
+from geocryo.evaluation import metrics
 from geocryo.evaluation.baselines import baseline_forecasts
 from geocryo.evaluation.metrics import (
     METRICS,
@@ -343,3 +344,25 @@ def test_the_season_beats_last_month_on_synthetic_alaska(small_cube):
         reduction = table[name].sel(metric="rmse_reduction")
         assert (reduction.sel(model=["seasonal_persistence", "climatology"]) > 0.3).all(), name
         assert (table[name].sel(model="climatology", metric="r2") > 0.8).all(), name
+
+
+def test_reliability_lies_on_the_diagonal_for_a_calibrated_gaussian():
+    rng = np.random.default_rng(3)
+    shape = (400, 5, 5)
+    truth = xr.Dataset({"alt": (("time", "y", "x"), rng.standard_normal(shape))})
+    mean = xr.zeros_like(truth)
+    spread = xr.ones_like(truth)
+    curve = metrics.reliability(mean, spread, truth)
+    assert list(curve["level"].values) == list(metrics.RELIABILITY_LEVELS)
+    np.testing.assert_allclose(curve["alt"].values, curve["level"].values, atol=0.02)
+    # half the spread: over-confident, every level below the diagonal
+    narrow = metrics.reliability(mean, spread / 2, truth)
+    assert (narrow["alt"].values < narrow["level"].values).all()
+
+
+def test_a_bounded_interval_stops_at_the_bound():
+    mean = xr.Dataset({"alt": ("x", np.array([0.5, 3.0, 10.0]), {"valid_min": 0.0})})
+    sd = xr.Dataset({"alt": ("x", np.array([2.0, 2.0, 2.0]))})
+    lower, upper = metrics.normal_interval(mean, sd, 0.9)
+    np.testing.assert_allclose(lower["alt"].values, [0.0, 0.0, 10 - 1.6448536 * 2], rtol=1e-6)
+    np.testing.assert_allclose(upper["alt"].values, mean["alt"].values + 1.6448536 * 2, rtol=1e-6)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from geocryo.preprocess import OUTLOOK_SUFFIX, Outlook
+from geocryo.preprocess import DRIVER_SUFFIX, OUTLOOK_SUFFIX, Outlook, with_drivers
 
 TIME = pd.date_range("2000-01-01", periods=48, freq="MS")
 TRAIN = TIME[:36]
@@ -83,3 +83,35 @@ def test_save_load_and_bad_cubes(tmp_path):
     with pytest.raises(ValueError, match="use the training grid"):
         outlook.apply(ds.isel(x=slice(0, 2)), 1)
     assert Outlook.fit(ds, TRAIN, ["in_situ"]).apply(ds, 1) is ds
+
+
+def test_a_target_outlook_stays_missing_where_the_cell_has_no_record():
+    ds = prepared()
+    site = np.full((48, 3, 4), np.nan)
+    site[:, 0, 0] = np.arange(48.0)
+    site[5, 0, 0] = np.nan  # one June missing: the other Junes still make its climatology
+    ds["co2_flux"] = (("time", "y", "x"), site, {"modality": "in_situ"})
+    outlook = Outlook.fit(ds, TRAIN, ("forcing",), targets=("co2_flux",))
+    assert outlook.variables == ["air_temperature", "co2_flux"]
+    clim = outlook.climatology["co2_flux"]
+    assert np.isnan(clim[:, 1:, :]).all() and np.isnan(clim[:, 0, 1:]).all()
+    np.testing.assert_allclose(clim[0, 0, 0], np.mean([0.0, 12.0, 24.0]))
+    np.testing.assert_allclose(clim[5, 0, 0], np.mean([17.0, 29.0]))
+    out = outlook.apply(ds, lead=1)
+    # December's row carries January's climatology: the forecast month's
+    np.testing.assert_allclose(out[f"co2_flux{OUTLOOK_SUFFIX}"].values[11, 0, 0], clim[0, 0, 0])
+
+
+@pytest.mark.parametrize("lead", [1, 3])
+def test_drivers_carry_the_forecast_months_value(lead):
+    ds = prepared()
+    out = with_drivers(ds, ("forcing", "process_model"), lead)
+    added = sorted(set(out.data_vars) - set(ds.data_vars))
+    assert added == [f"air_temperature{DRIVER_SUFFIX}", f"tcfm_co2_flux{DRIVER_SUFFIX}"]
+    driver = out[f"air_temperature{DRIVER_SUFFIX}"]
+    np.testing.assert_array_equal(driver.values[:-lead], ds["air_temperature"].values[lead:])
+    assert np.isnan(driver.values[-lead:]).all()  # beyond the record
+    assert driver.attrs["modality"] == "forcing"
+    # lazy stays lazy
+    lazy = with_drivers(ds.chunk({"time": 12}), ("forcing",), lead)
+    assert lazy[f"air_temperature{DRIVER_SUFFIX}"].chunks is not None

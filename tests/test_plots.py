@@ -125,12 +125,12 @@ def test_skill_bars_show_the_table(evaluation):
     assert ax.get_ylabel() == "RMSE [µmol m$^{-2}$ s$^{-1}$]"
     assert by_title["thaw depth, sites"].get_ylabel() == "RMSE [cm]"
     labels = [t.get_text() for t in ax.texts]
-    reduction = float(
-        evaluation.co2_flux.sel(scope="field", zone="all", model="multimodal").sel(
-            metric="rmse_reduction"
-        )
-    )
-    assert labels[0] == "ref." and labels[-1] == f"{-100 * reduction:+.0f}%"
+    table = evaluation.co2_flux.sel(scope="field", zone="all")
+    best = str(evaluation.co2_flux_best_baseline.sel(scope="field", zone="all").values)
+    models = list(evaluation.model.values)
+    assert labels[models.index(best)] == "best"
+    skill = float(table.sel(model="multimodal", metric="skill_vs_best"))
+    assert labels[-1] == f"{-100 * skill:+.0f}%"
 
 
 def test_trend_maps(tiny_world, forecast):

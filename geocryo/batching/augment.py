@@ -4,7 +4,8 @@ In situ targets are observed at a few dozen sites, yet the model forecasts every
 trained only where the targets are observed always sees their history there, learns to lean on
 it, and then meets cells without any. :class:`HistoryDropout` hides the target history of a
 random share of the cells of every training patch (values 0, missing indicators 1: exactly what
-a cell without a site looks like), so that the network also learns to forecast from the other
+a cell without a site looks like; the target's climatology at the cell, where it is an input,
+goes with it), so that the network also learns to forecast from the other
 modalities alone.
 """
 
@@ -18,7 +19,7 @@ from .._checks import number
 from .channels import HISTORY
 from .stream import Batch, PatchStream
 
-__all__ = ["HistoryDropout", "hide_history"]
+__all__ = ["HistoryDropout", "MaskCells", "hide_history"]
 
 
 def hide_history(batch: Batch, hidden: np.ndarray, values: list[int], missing: list[int]) -> Batch:
@@ -84,10 +85,61 @@ class HistoryDropout:
         """The stream's batches of epoch ``i``, with histories hidden."""
         rng = np.random.default_rng([self.seed, int(i), 0x6869])
         values, missing = self.stream.history_channels
+        anchors = [a for a in self.stream.anchor_channels if a >= 0]
+        values, missing = values + anchors, missing + [a + 1 for a in anchors]
         batches = self.stream.epoch(i)
         try:
             for batch in batches:
                 hidden = rng.random(batch.targets.shape[:3]) < self.rate
                 yield hide_history(batch, hidden, values, missing)
+        finally:
+            batches.close()
+
+
+class MaskCells:
+    """A stream whose batches never score some cells: their targets leave the loss.
+
+    The cells' inputs (their history, where they have one) still reach the network; only the
+    ``mask`` the loss reads is 0 there. :func:`~geocryo.forecast.fit` holds a share of the
+    sites out of training this way, to measure on them how the model forecasts a cell it never
+    learnt (:mod:`geocryo.forecast.calibration`).
+
+    Parameters
+    ----------
+    stream
+        A :class:`~geocryo.batching.PatchStream` (or a wrapper with its ``epoch``).
+    cells
+        ``(ny, nx)`` bool on the stream's grid: True where the targets leave the loss.
+    """
+
+    def __init__(self, stream, cells: np.ndarray) -> None:
+        self.stream = stream
+        self.cells = np.asarray(cells, bool)
+
+    def __repr__(self) -> str:
+        return f"MaskCells({self.stream!r}, cells={int(self.cells.sum())})"
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def __getattr__(self, name: str):
+        if name in ("stream", "cells"):
+            raise AttributeError(name)
+        return getattr(self.stream, name)  # channels, history_channels, anchor_channels, ...
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.epoch(0)
+
+    def epoch(self, i: int) -> Iterator[Batch]:
+        """The stream's batches of epoch ``i``, with the cells' targets masked out."""
+        batches = self.stream.epoch(i)
+        try:
+            for batch in batches:
+                p = batch.mask.shape[1]
+                rows = np.asarray(batch.y0)[:, None] + np.arange(p)[None, :]
+                cols = np.asarray(batch.x0)[:, None] + np.arange(p)[None, :]
+                out = self.cells[rows[:, :, None], cols[:, None, :]]  # (B, p, p)
+                mask = np.where(out[..., None], np.float32(0), batch.mask)
+                yield batch._replace(mask=mask)
         finally:
             batches.close()

@@ -18,7 +18,7 @@ import xarray as xr
 
 from ..cube import MODALITIES, TARGETS
 
-__all__ = ["HISTORY", "MISSING", "MODES", "Layout", "Prepared"]
+__all__ = ["ANCHOR_SUFFIX", "HISTORY", "MISSING", "MODES", "Layout", "Prepared"]
 
 #: Input modes: the model sees only the target history, or the history and every modality.
 MODES: tuple[str, ...] = ("teacher_forcing", "multimodal")
@@ -28,6 +28,10 @@ HISTORY = "history"
 
 #: Suffix of a missing-indicator channel.
 MISSING = "_missing"
+
+#: Suffix of a target's training-period climatology in the ``"history"`` group (the
+#: :data:`~geocryo.preprocess.outlook.OUTLOOK_SUFFIX` of the outlook that holds it).
+ANCHOR_SUFFIX = "_outlook"
 
 #: (time-varying channels (T, Y, X, C) or None, static channels (Y, X, C) or None) per group.
 Prepared = dict[str, tuple[np.ndarray | None, np.ndarray | None]]
@@ -92,6 +96,11 @@ class Layout:
     indicate_missing
         Modalities whose variables get a missing-indicator channel (1 where the value is
         missing; for a variable with an extra dim, where any of its channels is missing).
+
+    A target's training-period climatology, ``<target>_outlook`` (see
+    :class:`~geocryo.preprocess.Outlook`), joins the ``"history"`` group after the targets, with
+    its missing indicator, in either mode: like the history, it exists only where the target
+    was observed.
     """
 
     def __init__(
@@ -124,10 +133,13 @@ class Layout:
             )
         self.targets = tuple(targets)
         self.mode = mode
-        members: dict[str, list[str]] = {HISTORY: list(targets)}
+        self.anchors = tuple(
+            name + ANCHOR_SUFFIX for name in targets if name + ANCHOR_SUFFIX in ds.data_vars
+        )
+        members: dict[str, list[str]] = {HISTORY: [*targets, *self.anchors]}
         if mode == "multimodal":
             for name, var in ds.data_vars.items():
-                if name in self.targets:
+                if name in self.targets or name in self.anchors:
                     continue
                 modality = var.attrs.get("modality")
                 if modality not in MODALITIES:
@@ -206,8 +218,16 @@ class Layout:
 
     def target_channels(self) -> tuple[list[int], list[int]]:
         """Positions of the targets' values and of their missing indicators in ``history``."""
-        values = [var.offset for var in self.groups[HISTORY].timed]
+        values = [var.offset for var in self.groups[HISTORY].timed if var.name in self.targets]
         return values, [v + 1 for v in values]
+
+    def anchor_channels(self) -> list[int]:
+        """Per target, the position in ``history`` of its climatology (its indicator follows).
+
+        -1 for a target without one; the target's own value is at :meth:`target_channels`.
+        """
+        at = {var.name: var.offset for var in self.groups[HISTORY].timed}
+        return [at.get(name + ANCHOR_SUFFIX, -1) for name in self.targets]
 
 
 def _fill(out: np.ndarray, var: _Variable, values: np.ndarray) -> None:

@@ -221,6 +221,14 @@ class PatchStream:
         """Positions in ``"history"`` of each target's value and of its missing indicator."""
         return self._layout.target_channels()
 
+    @property
+    def anchor_channels(self) -> list[int]:
+        """Per target, the position in ``"history"`` of its training-period climatology.
+
+        Its missing indicator follows it; -1 for a target whose climatology is not an input.
+        """
+        return self._layout.anchor_channels()
+
     def _chunks(self) -> tuple[int, int]:
         var = self._ds[self._layout.targets[0]]
         if var.chunks is None:

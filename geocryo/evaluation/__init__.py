@@ -21,18 +21,24 @@ from .scores import ALL as ALL
 from .scores import BASELINES as BASELINES
 from .scores import EXTRA_METRICS as EXTRA_METRICS
 from .scores import SCOPES as SCOPES
+from .scores import SKILL_VS_BEST as SKILL_VS_BEST
+from .scores import against_best as against_best
 from .scores import evaluate as evaluate
 from .tables import to_markdown as to_markdown
 from .trend import thaw_trend as thaw_trend
+from .trend import trend_summary as trend_summary
 
 __all__ = [
     "ALL",
     "BASELINES",
     "EXTRA_METRICS",
     "SCOPES",
+    "SKILL_VS_BEST",
+    "against_best",
     "baselines",
     "evaluate",
     "metrics",
     "thaw_trend",
     "to_markdown",
+    "trend_summary",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "crps_normal",
     "ensemble_interval",
     "normal_interval",
+    "reliability",
     "score",
     "score_table",
     "to_markdown",
@@ -54,8 +55,14 @@ _LABELS = {
     "bias": "bias",
     "crps": "CRPS",
     "coverage": "coverage",
+    "coverage_50": "coverage 50 %",
+    "spread": "spread",
     RMSE_REDUCTION: "RMSE reduction",
+    "skill_vs_best": "vs best baseline",
 }
+
+#: Metrics shown as percentages.
+_PERCENT = (RMSE_REDUCTION, "skill_vs_best")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,7 +415,9 @@ def ensemble_interval(
     if method == "normal":
         if ensemble.sizes[member_dim] < 2:
             raise ValueError("a normal interval needs at least 2 members for their spread")
-        return normal_interval(ensemble.mean(member_dim), ensemble.std(member_dim, ddof=1), level)
+        return normal_interval(
+            ensemble.mean(member_dim, keep_attrs=True), ensemble.std(member_dim, ddof=1), level
+        )
     bounds = ensemble.quantile([(1 - level) / 2, (1 + level) / 2], dim=member_dim)
     lower = bounds.isel(quantile=0, drop=True)
     upper = bounds.isel(quantile=1, drop=True)
@@ -419,6 +428,9 @@ def normal_interval(
     mean: xr.Dataset, spread: xr.Dataset, level: float = 0.9
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """The central ``level`` interval of a Gaussian: ``mean ± z · spread``.
+
+    A variable of ``mean`` with a ``valid_min`` attribute (a bounded target) has its
+    distribution censored there: neither end of its interval goes below ``valid_min``.
 
     Parameters
     ----------
@@ -435,7 +447,13 @@ def normal_interval(
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1 (0.9 for a 90 % interval), got {level}")
     z = float(norm.ppf(0.5 + level / 2))
-    return mean - z * spread, mean + z * spread
+    lower, upper = mean - z * spread, mean + z * spread
+    for name, var in mean.data_vars.items():
+        bound = var.attrs.get("valid_min")
+        if bound is not None and name in lower.data_vars:
+            lower[name] = np.maximum(lower[name], bound)
+            upper[name] = np.maximum(upper[name], bound)
+    return lower, upper
 
 
 def coverage(
@@ -479,6 +497,49 @@ def coverage(
         out[name] = _masked_mean(inside, valid, dims)
         out[name].attrs = {"long_name": f"interval coverage of {name}", "units": "1"}
     return _with_coords(out, truth)
+
+
+#: Nominal levels of the central intervals in a reliability diagram.
+RELIABILITY_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def reliability(
+    mean: xr.Dataset,
+    spread: xr.Dataset,
+    truth: xr.Dataset,
+    *,
+    levels: Sequence[float] = RELIABILITY_LEVELS,
+    dims: str | Sequence[str] = DEFAULT_DIMS,
+    where: xr.DataArray | None = None,
+) -> xr.Dataset:
+    """Observed coverage of a Gaussian forecast's central intervals at each nominal level.
+
+    The data of a reliability diagram: a calibrated forecast's curve lies on the diagonal,
+    an over-confident one below it.
+
+    Parameters
+    ----------
+    mean, spread
+        The forecast's mean and predictive standard deviation per target variable (a
+        ``valid_min`` on the mean censors the intervals there, see :func:`normal_interval`).
+    truth
+        Observed or true values.
+    levels
+        Nominal probabilities of the intervals.
+    dims, where
+        As in :func:`coverage`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per target, the covered share on a ``level`` dim.
+    """
+    parts = [
+        coverage(*normal_interval(mean, spread, q), truth, dims=dims, where=where) for q in levels
+    ]
+    out = xr.concat(parts, dim="level").assign_coords(level=[float(q) for q in levels])
+    out["level"].attrs = {"long_name": "nominal coverage of the central interval", "units": "1"}
+    return out
 
 
 def crps(
@@ -626,7 +687,7 @@ def to_markdown(table: xr.Dataset, floatfmt: str = ".3f", percentfmt: str = ".1f
             cells = [str(k) for k in keys]
             for metric in metrics:
                 value = float(row[metric])
-                if metric == RMSE_REDUCTION:
+                if metric in _PERCENT:
                     text = _format(100 * value, percentfmt)
                     cells.append(text if text == "n/a" else f"{text} %")
                 else:

@@ -34,7 +34,7 @@ import xarray as xr
 from scipy.stats import norm
 
 from .._progress import dask_progress
-from ..cube import TARGETS
+from ..cube import TARGETS, observation_variance
 from ..forecast import MEMBER, Forecaster, forecast_period
 from ..preprocess.plan import SPREAD_SUFFIX
 from . import baselines as _baselines
@@ -44,6 +44,8 @@ __all__ = [
     "BASELINES",
     "EXTRA_METRICS",
     "SCOPES",
+    "SKILL_VS_BEST",
+    "against_best",
     "evaluate",
 ]
 
@@ -53,8 +55,13 @@ BASELINES: tuple[str, ...] = ("persistence", "seasonal_persistence", "climatolog
 #: The scopes :func:`evaluate` scores in, in order.
 SCOPES: tuple[str, ...] = ("sites", "field")
 
-#: Metrics :func:`evaluate` adds to those of :func:`geocryo.evaluation.metrics.score_table`.
-EXTRA_METRICS: tuple[str, ...] = ("crps", "coverage", "spread")
+#: Metrics :func:`evaluate` adds to those of :func:`geocryo.evaluation.metrics.score_table`:
+#: the CRPS, the coverage of the central ``level`` interval and of the central 50 % one, and the
+#: spread (to set beside the RMSE).
+EXTRA_METRICS: tuple[str, ...] = ("crps", "coverage", "coverage_50", "spread")
+
+#: The metric of :func:`against_best`: RMSE reduction against the best baseline.
+SKILL_VS_BEST = "skill_vs_best"
 
 #: Label of the zone row that pools every cell.
 ALL = "all"
@@ -144,6 +151,39 @@ def _zones(*sources: xr.Dataset) -> dict[str, xr.DataArray | None]:
 # Scoring
 
 
+def against_best(table: xr.Dataset, baselines: Sequence[str]) -> xr.Dataset:
+    """``table`` with each row's RMSE reduction against the best baseline of its scope and zone.
+
+    Adds the metric :data:`SKILL_VS_BEST` (1 - rmse / rmse of the baseline with the least RMSE,
+    per target, scope and zone: positive where a row beats every baseline) and, per target, a
+    coordinate ``<target>_best_baseline`` on (scope, zone) naming that baseline. A table
+    without baselines is returned as it is.
+    """
+    baselines = [b for b in baselines if b in table["model"].values]
+    if not baselines:
+        return table
+    variables, coords = {}, {}
+    for name, da in table.data_vars.items():
+        rmse = da.sel(metric="rmse", drop=True)
+        ranked = rmse.sel(model=baselines)
+        filled = ranked.fillna(np.inf)
+        best = ranked.min("model")
+        which = xr.DataArray(
+            np.asarray(baselines, dtype=object)[filled.argmin("model").values],
+            dims=filled.isel(model=0, drop=True).dims,
+        )
+        which = which.where(np.isfinite(best), "none")
+        reduction = (1 - rmse / best).expand_dims(metric=[SKILL_VS_BEST])
+        variables[name] = xr.concat(
+            [da, reduction.transpose(*da.dims)], dim="metric", coords="minimal", compat="override"
+        ).assign_attrs(da.attrs)
+        coords[f"{name}_best_baseline"] = which.astype(str).assign_attrs(
+            long_name=f"the baseline with the least RMSE for {name}"
+        )
+    out = xr.Dataset(variables, coords={k: v for k, v in table.coords.items() if k != "metric"})
+    return out.assign_coords(coords).assign_attrs(table.attrs)
+
+
 def _ensemble_mean(forecast: xr.Dataset) -> xr.Dataset:
     """The deterministic forecast of a row: its members' mean, or the row as it is."""
     if MEMBER not in forecast.dims:
@@ -152,36 +192,55 @@ def _ensemble_mean(forecast: xr.Dataset) -> xr.Dataset:
 
 
 def _ensemble_scores(
-    forecast: xr.Dataset, truth: xr.Dataset, where: xr.DataArray, level: float
+    forecast: xr.Dataset,
+    truth: xr.Dataset,
+    where: xr.DataArray,
+    level: float,
+    observed: dict | None = None,
 ) -> xr.DataArray:
-    """``crps``, ``coverage`` and ``spread`` of one row's forecast of one target.
+    """``crps``, ``coverage``, ``coverage_50`` and ``spread`` of one row's forecast of one target.
 
-    A row with members is scored on them (the interval of a Gaussian with their mean and
-    spread); a row summarised as a mean and ``<target>_std`` as that Gaussian; a row with
-    neither is a one-member ensemble: its CRPS is its MAE, and it has no interval or spread.
+    A row with a predictive spread ``<target>_std`` (a model's calibrated forecast, with or
+    without its members) is scored as a Gaussian with the members' mean and that spread; a row
+    with members alone as a Gaussian with their mean and spread; a row with neither is a
+    one-member ensemble: its CRPS is its MAE, and it has no interval or spread. ``observed``:
+    the target's attributes when ``truth`` is observations, whose declared measurement error
+    (:func:`geocryo.cube.observation_variance`) then widens a predictive spread.
     """
     name = next(n for n in forecast.data_vars if not str(n).endswith(SPREAD_SUFFIX))
     std = f"{name}{SPREAD_SUFFIX}"
-    covered = spread = xr.DataArray(np.nan)
-    if MEMBER in forecast.dims and forecast.sizes[MEMBER] > 1:
+    nan = xr.DataArray(np.nan)
+    covered = covered_50 = spread = nan
+    mean = _ensemble_mean(forecast[[name]])
+    if std in forecast.data_vars:
+        sd = forecast[[std]].rename({std: name})
+        if observed is not None:
+            # Against observations, the distribution of an observation: the truth's, widened
+            # by the measurement error the target declares.
+            error = observation_variance(observed, mean[name])
+            sd = np.sqrt(sd**2 + error)
+        crps = metrics.crps_normal(mean, sd, truth, where=where)
+        intervals = {q: metrics.normal_interval(mean, sd, q) for q in (level, 0.5)}
+        variance = sd[name] ** 2
+    elif MEMBER in forecast.dims and forecast.sizes[MEMBER] > 1:
         ensemble = forecast[[name]]
         crps = metrics.crps(ensemble, truth, where=where)
-        lower, upper = metrics.ensemble_interval(ensemble, level, method="normal")
+        intervals = {
+            q: metrics.ensemble_interval(ensemble, q, method="normal") for q in (level, 0.5)
+        }
         variance = ensemble[name].var(MEMBER, ddof=1)
-    elif std in forecast.data_vars and MEMBER not in forecast.dims:
-        mean, sd = forecast[[name]], forecast[[std]].rename({std: name})
-        crps = metrics.crps_normal(mean, sd, truth, where=where)
-        lower, upper = metrics.normal_interval(mean, sd, level)
-        variance = sd[name] ** 2
     else:
         ensemble = forecast[[name]]
         if MEMBER not in ensemble.dims:
             ensemble = ensemble.expand_dims({MEMBER: 1})
-        crps, lower = metrics.crps(ensemble, truth, where=where), None
-    if lower is not None:
-        covered = metrics.coverage(lower, upper, truth, where=where)[name].reset_coords(drop=True)
+        crps, intervals = metrics.crps(ensemble, truth, where=where), None
+    if intervals is not None:
+        covered, covered_50 = (
+            metrics.coverage(*intervals[q], truth, where=where)[name].reset_coords(drop=True)
+            for q in (level, 0.5)
+        )
         spread = np.sqrt(variance.where(where).mean()).reset_coords(drop=True)
-    values = [crps[name].reset_coords(drop=True), covered, spread]
+    values = [crps[name].reset_coords(drop=True), covered, covered_50, spread]
     return xr.concat(values, dim="metric", coords="minimal", compat="override").assign_coords(
         metric=list(EXTRA_METRICS)
     )
@@ -193,12 +252,14 @@ def _scope_table(
     target: str,
     zones: dict[str, xr.DataArray | None],
     level: float,
+    observed: bool = False,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Scores (zone, model, metric) of one target in one scope, and the pairs per zone.
 
     Rows that do not forecast ``target`` get NaN and do not narrow the pairs of the others.
     """
     truth = reference[[target]]
+    observed = dict(reference[target].attrs) if observed else None
     keep = [target, f"{target}{SPREAD_SUFFIX}"]
     forecasting = {
         name: ds[[v for v in keep if v in ds.data_vars]]
@@ -228,7 +289,7 @@ def _scope_table(
                 [table, nan.expand_dims(metric=[metrics.RMSE_REDUCTION])], dim="metric"
             )
         extra = [
-            _ensemble_scores(ds, truth, where, level).expand_dims(model=[name])
+            _ensemble_scores(ds, truth, where, level, observed).expand_dims(model=[name])
             for name, ds in forecasting.items()
         ]
         extra = xr.concat(extra, dim="model").reindex(model=list(rows))
@@ -306,9 +367,12 @@ def evaluate(
           ``rmse_reduction`` (1 - rmse / rmse of persistence), ``crps`` (of the members;
           the MAE for a row without members), ``coverage`` (share of the reference inside the
           members' central ``level`` interval, mean ± z · standard deviation of a Gaussian
-          with the members' mean and spread; NaN for rows without members) and ``spread``
-          (root mean square of the members' standard deviation, to set beside the RMSE:
-          about equal for a calibrated ensemble).
+          with the members' mean and spread, or the forecast's predictive spread
+          ``<target>_std`` where it has one; NaN for rows without either), ``coverage_50``
+          (the same for the central 50 % interval), ``spread`` (root mean square of the
+          predictive standard deviation, to set beside the RMSE: about equal for a calibrated
+          forecast) and ``skill_vs_best`` (1 - rmse / rmse of the best baseline of the scope
+          and zone, the one named by the coordinate ``<target>_best_baseline``).
 
         Coordinates ``<target>_pairs`` on (scope, zone) count the pairs scored, the same for
         every row. A teacher-forcing model sees the target history only at the sites, so only
@@ -365,7 +429,10 @@ def evaluate(
 
     variables, pairs = {}, {}
     for target in names:
-        parts = [_scope_table(rows, ref, target, zones, level) for rows, ref in scopes.values()]
+        parts = [
+            _scope_table(rows, ref, target, zones, level, observed=scope == "sites")
+            for scope, (rows, ref) in scopes.items()
+        ]
         table = xr.concat([p[0] for p in parts], dim="scope").assign_coords(scope=list(scopes))
         variables[target] = table.assign_attrs(
             long_name=f"skill of {cube[target].attrs.get('long_name', target)}",
@@ -379,6 +446,7 @@ def evaluate(
     lazy = any(var.chunks is not None for var in out.variables.values())
     with dask_progress(progress and lazy, "scoring"):
         out = out.compute()
+    out = against_best(out, [b for b in BASELINES if b in baselines])
     for key in pairs:
         out[key] = (
             out[key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["thaw_trend"]
+__all__ = ["thaw_trend", "trend_summary"]
 
 
 def thaw_trend(alt: xr.DataArray, *, min_years: int = 3) -> xr.DataArray:
@@ -46,3 +46,52 @@ def thaw_trend(alt: xr.DataArray, *, min_years: int = 3) -> xr.DataArray:
         units="cm decade-1",
         years=f"{int(used.min())}-{int(used.max())}" if used.size else "none",
     )
+
+
+def trend_summary(alt: xr.DataArray, *, min_years: int = 3) -> dict[str, float]:
+    """The domain's active layer trend, its standard error, and whether the record can tell.
+
+    The active layer thickness of each complete year (as in :func:`thaw_trend`) is averaged
+    over the cells that have every such year, and a straight line is fitted through those
+    yearly means.
+
+    Parameters
+    ----------
+    alt
+        Monthly thaw depth [cm] on (time, y, x).
+    min_years
+        Fewest complete years for a trend.
+
+    Returns
+    -------
+    dict
+        ``trend`` and ``stderr`` (cm per decade, the ordinary least-squares slope and its
+        standard error), ``years`` (how many), and ``significant``: True where the trend is
+        at least twice its standard error, i.e. the record is long enough to tell its sign.
+        NaN trend (and ``significant`` False) with fewer than ``min_years`` years.
+    """
+    if "time" not in alt.dims:
+        raise ValueError(f"alt needs a 'time' dim to have a trend, got dims {alt.dims}")
+    complete = alt.notnull().resample(time="YS").sum() == 12
+    annual = alt.resample(time="YS").max().where(complete)
+    space = [d for d in annual.dims if d != "time"]
+    years_ok = annual.notnull().any(space).values
+    annual = annual.isel(time=np.flatnonzero(years_ok))
+    cells = annual.notnull().all("time")
+    series = np.asarray(annual.where(cells).mean(space))
+    x = annual["time"].dt.year.values.astype(np.float64)
+    n = int(np.isfinite(series).sum())
+    if n < max(min_years, 3):
+        return {"trend": np.nan, "stderr": np.nan, "years": n, "significant": False}
+    ok = np.isfinite(series)
+    x, y = x[ok], series[ok]
+    dx = x - x.mean()
+    slope = float(dx @ (y - y.mean()) / (dx @ dx))
+    residual = y - y.mean() - slope * dx
+    stderr = float(np.sqrt(residual @ residual / (n - 2) / (dx @ dx)))
+    return {
+        "trend": 10 * slope,
+        "stderr": 10 * stderr,
+        "years": n,
+        "significant": bool(abs(slope) >= 2 * stderr),
+    }

@@ -16,17 +16,21 @@ import jax
 import xarray as xr
 
 from ..batching import PatchStream, WindowSpec
-from ..batching.augment import HistoryDropout
+from ..batching.augment import HistoryDropout, MaskCells
 from ..cube import TARGETS, CubeError, validate
 from ..models.network import GeoCryoNet
-from ..preprocess import Outlook, Preprocessor, TimeSplit
+from ..preprocess import Outlook, Preprocessor, TimeSplit, with_drivers
 from ..preprocess._fitting import UNOBSERVED
 from ..train import Trainer
-from ..train.linear import fit_skip
+from ..train.linear import fit_departure, fit_skip
+from .calibration import fit_calibration, hold_out
 from .config import MODES, FitConfig
 from .forecaster import Forecaster
 
 __all__ = ["fit", "settle_config"]
+
+#: How far above a target's bound (relative, in standardised units) the network's floor sits.
+BOUND_MARGIN = 1e-5
 
 #: The settings that :func:`fit` takes as keywords and :class:`~geocryo.train.TrainConfig` holds.
 SHORTCUTS: tuple[str, ...] = ("ensemble", "epochs", "seed")
@@ -160,13 +164,24 @@ def fit(
             stacklevel=2,
         )
     prepared = plan.transform(cube).drop_vars(unobserved)
+    lower = tuple(_lower_bound(plan, config, name) for name in names)
     outlook = None
-    if mode == "multimodal" and config.outlook:
-        outlook = Outlook.fit(prepared, periods["train"], config.outlook)
+    modalities = config.outlook if mode == "multimodal" else ()
+    anchored = names if config.climatology else ()
+    if modalities or anchored:
+        outlook = Outlook.fit(prepared, periods["train"], modalities, targets=anchored)
         prepared = outlook.apply(prepared, lead)
+        outlook = outlook if outlook.variables else None
+    if mode == "multimodal" and config.drivers:
+        prepared = with_drivers(prepared, config.drivers, lead)
     spec = WindowSpec(lookback, lead, patch, config.overlap, config.batch_size)
     train = PatchStream(prepared, periods["train"], spec, mode, names, shuffle=True, seed=seed)
     val = PatchStream(prepared, periods["val"], spec, mode, names, shuffle=False, seed=seed)
+    held_out = None
+    if config.calibrate:
+        held_out = hold_out(cube[names], periods["train"], config.calibration_sites, seed)
+    if held_out is not None:
+        train, val = MaskCells(train, held_out), MaskCells(val, held_out)
     stream = train
     if mode == "multimodal" and config.history_dropout > 0:
         train = HistoryDropout(train, config.history_dropout, seed=seed)
@@ -179,20 +194,28 @@ def fit(
         activation=config.activation,
         dropout=config.dropout,
         skip=config.skip,
+        anchors=tuple(
+            (value, clim) if clim >= 0 else (-1, -1)
+            for value, clim in zip(stream.history_channels[0], stream.anchor_channels, strict=True)
+        ),
+        lead=lead,
+        lower=lower,
     )
-    initial = None
+    initial = {}
     if config.skip:
-        initial = {"skip": fit_skip(network.groups, train.channels, names, stream)}
+        initial["skip"] = fit_skip(network.groups, train.channels, names, stream)
+    if any(clim >= 0 for _, clim in network.anchors):
+        initial["departure"] = fit_departure(network.groups, network.anchors, lead, names, stream)
     trainer = Trainer(
         network,
         config.train,
         total_steps=max(1, config.train.epochs * len(train)),
-        initial=initial,
+        initial=initial or None,
     )
     state, history = trainer.fit(
         train, val, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress
     )
-    return Forecaster(
+    model = Forecaster(
         plan=plan,
         network=network,
         params=jax.device_get(state.params),
@@ -206,3 +229,16 @@ def fit(
         outlook=outlook,
         ignored=unobserved,
     )
+    if config.calibrate:
+        model.calibration = fit_calibration(model, cube, periods, held_out, progress=progress)
+    return model
+
+
+def _lower_bound(plan, config: FitConfig, name: str) -> float | None:
+    """``name``'s lower bound in the plan's standardised units, or None."""
+    bound = config.lower_bound(name)
+    if bound is None:
+        return None
+    z = plan.standardise(name, bound)
+    # A hair above the bound: float32 rounding of value * std + mean must not land below it.
+    return z + BOUND_MARGIN * (1 + abs(z))

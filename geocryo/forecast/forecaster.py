@@ -25,6 +25,7 @@ from .config import FitConfig
 
 if TYPE_CHECKING:
     from ..train import Trainer
+    from .calibration import Calibration
 
 __all__ = ["Forecaster"]
 
@@ -33,7 +34,9 @@ class Forecaster:
     """A fitted geocryo ensemble: preprocessing plan, network, parameters and history.
 
     Built by :func:`~geocryo.forecast.fit` and :func:`~geocryo.forecast.load`; its
-    :attr:`config` holds every setting it was fitted with.
+    :attr:`config` holds every setting it was fitted with, its :attr:`calibration` the noise
+    of its predictive distribution fitted on the validation period (None when there was
+    nothing to fit it on).
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class Forecaster:
         config: FitConfig,
         outlook: Outlook | None = None,
         ignored: Sequence[str] = (),
+        calibration: Calibration | None = None,
     ) -> None:
         self.plan = plan
+        self.calibration = calibration
         self.outlook = outlook
         self.ignored = list(ignored)
         self.network = network
@@ -120,7 +125,7 @@ class Forecaster:
             predictions: the target history of the last ``horizon - lead`` months of each window
             is the ensemble mean it predicted for them, never an observation.
         members
-            Return every member on a ``member`` dim, instead of their mean and spread.
+            Return every member on a ``member`` dim instead of their mean; the spread stays.
         progress
             Show a progress bar.
 
@@ -128,8 +133,12 @@ class Forecaster:
         -------
         xr.Dataset
             In physical units on (time, y, x), NaN where no window fits (the first months of
-            the record): the targets (member mean) and ``<target>_std`` (the members' standard
-            deviation, ddof 1); with ``members=True`` the targets on (member, time, y, x).
+            the record): the targets (member mean) and ``<target>_std``, the standard
+            deviation of the predictive distribution (the members' variance plus the noise
+            fitted on the validation period, :mod:`geocryo.forecast.calibration`; the members'
+            alone when the model has no calibration); with ``members=True`` the targets on
+            (member, time, y, x). A bounded target carries its bound as ``valid_min``: no
+            member goes below it.
         """
         from .prediction import predict
 

@@ -2,7 +2,8 @@
 
 A saved model is a directory: ``model.json`` (format, settings, channels, periods),
 ``params.msgpack`` (every member's parameters), ``preprocess/`` (the fitted plan),
-``history.nc`` (the loss curves) and, for a multimodal model with an outlook, ``outlook.npz``.
+``history.nc`` (the loss curves), ``outlook.npz`` for a model with an outlook (the
+climatologies it reads) and ``calibration.npz`` for a calibrated one (its noise terms).
 It is written through :mod:`geocryo.io.atomic`: a model saved over an old one replaces it whole
 or not at all, whenever the writing process is stopped.
 """
@@ -21,10 +22,12 @@ import xarray as xr
 from flax import serialization
 
 from ..batching import WindowSpec
+from ..cube import TARGETS
 from ..io.atomic import atomic_write, restore
 from ..models.network import GeoCryoNet
 from ..preprocess import FittedPreprocessor, Outlook, PreprocessConfig
 from ..train import TrainConfig
+from .calibration import Calibration
 from .config import FitConfig
 from .forecaster import Forecaster
 
@@ -33,6 +36,7 @@ __all__ = ["FORMAT", "load", "save"]
 #: The ``format`` of ``model.json``.
 FORMAT = "geocryo-forecaster-1"
 _SETTINGS = "model.json"
+_CALIBRATION = "calibration.npz"
 
 
 def _is_model(path: Path) -> bool:
@@ -72,6 +76,10 @@ def save(model: Forecaster, path: str | os.PathLike, *, overwrite: bool = False)
             "activation": network.activation,
             "dropout": network.dropout,
             "skip": network.skip,
+            "anchors": [list(pair) for pair in network.anchors],
+            "lead": network.lead,
+            "lower": list(network.lower),
+            "sharpness": network.sharpness,
         },
         "periods": {k: [str(v[0]), str(v[-1])] for k, v in model.periods.items()},
         "members": model.members,
@@ -86,6 +94,8 @@ def save(model: Forecaster, path: str | os.PathLike, *, overwrite: bool = False)
         (staging / "params.msgpack").write_bytes(serialization.to_bytes(model.params))
         if model.outlook is not None:
             model.outlook.save(staging / "outlook.npz")
+        if model.calibration is not None:
+            np.savez(staging / _CALIBRATION, **model.calibration.to_dict())
         model.history.to_netcdf(staging / "history.nc", engine="scipy")
         (staging / _SETTINGS).write_text(json.dumps(settings, indent=2))
     return Path(path).expanduser().absolute()
@@ -109,6 +119,8 @@ def load(path: str | os.PathLike) -> Forecaster:
             **settings["network"],
             "groups": tuple(settings["network"]["groups"]),
             "targets": tuple(settings["network"]["targets"]),
+            "anchors": tuple(tuple(pair) for pair in settings["network"].get("anchors", ())),
+            "lower": tuple(settings["network"].get("lower", ())),
         }
     )
     spec = WindowSpec(**settings["spec"])
@@ -130,6 +142,10 @@ def load(path: str | os.PathLike) -> Forecaster:
         **{
             "skip": False,  # what models saved before these settings existed were fitted with
             "history_dropout": 0.0,
+            "climatology": False,
+            "drivers": (),
+            "calibrate": False,
+            "bounds": dict.fromkeys(TARGETS),
             **saved,
             # Models saved before fit stored its settings in the config held the members in
             # "members" alone.
@@ -142,7 +158,12 @@ def load(path: str | os.PathLike) -> Forecaster:
             ),
         }
     )
+    calibration = None
+    if (path / _CALIBRATION).exists():
+        with np.load(path / _CALIBRATION) as arrays:
+            calibration = Calibration.from_dict(arrays)
     return Forecaster(
+        calibration=calibration,
         plan=plan,
         network=network,
         params=params,

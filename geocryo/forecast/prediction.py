@@ -21,13 +21,23 @@ import xarray as xr
 
 from .._checks import integer
 from ..batching import PatchStream
+from ..batching.augment import hide_history
 from ..cube import CubeError, validate
+from ..preprocess import with_drivers
 from ..preprocess.plan import SPREAD_SUFFIX
 
 if TYPE_CHECKING:
+    from .calibration import Calibration
     from .forecaster import Forecaster
 
-__all__ = ["MEMBER", "forecast_period", "predict", "predict_members", "summarize"]
+__all__ = [
+    "MEMBER",
+    "forecast_period",
+    "predict",
+    "predict_members",
+    "summarize",
+    "with_spread",
+]
 
 #: Name of the ensemble dim of member forecasts.
 MEMBER = "member"
@@ -39,22 +49,34 @@ def predict(
     horizon: int | None = None,
     *,
     members: bool = False,
+    blind: bool = False,
     progress: bool = True,
 ) -> xr.Dataset:
     """``model``'s forecasts of every month of ``cube`` that has a full window.
 
-    Parameters are those of :meth:`Forecaster.predict <geocryo.forecast.Forecaster.predict>`.
+    Parameters are those of :meth:`Forecaster.predict <geocryo.forecast.Forecaster.predict>`,
+    and ``blind`` that of :func:`predict_members`.
     """
-    ensemble = predict_members(model, cube, horizon, progress=progress)
-    return ensemble if members else summarize(ensemble)
+    ensemble = predict_members(model, cube, horizon, blind=blind, progress=progress)
+    calibration = None if blind else getattr(model, "calibration", None)
+    if members:
+        return with_spread(ensemble, calibration, keep_members=True)
+    return summarize(ensemble, calibration=calibration)
 
 
 def predict_members(
-    model: Forecaster, cube: xr.Dataset, horizon: int | None = None, *, progress: bool = True
+    model: Forecaster,
+    cube: xr.Dataset,
+    horizon: int | None = None,
+    *,
+    blind: bool = False,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Every member's forecast, on (member, time, y, x), in physical units.
 
-    NaN where no window fits (the first months of the record).
+    NaN where no window fits (the first months of the record). ``blind`` hides the target
+    history (and climatology) of every cell, as if the grid had no site: how the calibration
+    measures the errors of the cells without one.
     """
     lead = model.spec.lead
     horizon = lead if horizon is None else integer("horizon", horizon)
@@ -64,6 +86,8 @@ def predict_members(
     prepared = model.plan.transform(cube).drop_vars(model.ignored, errors="ignore")
     if model.outlook is not None:
         prepared = model.outlook.apply(prepared, lead)
+    if model.mode == "multimodal" and model.config.drivers:
+        prepared = with_drivers(prepared, model.config.drivers, lead)
     months = pd.DatetimeIndex(cube.indexes["time"])
     stream = PatchStream(
         prepared,
@@ -95,11 +119,11 @@ def predict_members(
                 patch=model.spec.patch,
                 channels=stream.history_channels,
             )
-        fields = _field(model, stream, months, shape, rollout, progress)
+        fields = _field(model, stream, months, shape, rollout, blind, progress)
     return _to_dataset(model, cube, fields)
 
 
-def _field(model, stream, months, shape, rollout, progress) -> np.ndarray:
+def _field(model, stream, months, shape, rollout, blind, progress) -> np.ndarray:
     """One pass over every window: each member's standardised field, ``(E, T, Y, X, K)``."""
     from tqdm.auto import tqdm
 
@@ -107,8 +131,13 @@ def _field(model, stream, months, shape, rollout, progress) -> np.ndarray:
     counts = np.zeros(shape[1:-1], np.float32)
     p = model.spec.patch
     index = {t: i for i, t in enumerate(months.values.astype("datetime64[ns]"))}
+    values, missing = stream.history_channels
+    anchors = [a for a in stream.anchor_channels if a >= 0]
+    hidden = (values + anchors, missing + [a + 1 for a in anchors])
     batches = tqdm(stream, total=len(stream), desc="predicting", disable=not progress, leave=False)
     for batch in batches:
+        if blind:
+            batch = hide_history(batch, np.ones(batch.targets.shape[:3], bool), *hidden)
         inputs = dict(batch.inputs)
         target_index = np.array([index[t] for t in batch.time.astype("datetime64[ns]")])
         if rollout is not None:
@@ -182,6 +211,9 @@ def _to_dataset(model: Forecaster, cube: xr.Dataset, fields: np.ndarray) -> xr.D
             "long_name": f"predicted {cube[name].attrs.get('long_name', name)}",
         }
         attrs.pop("source", None)
+        bound = model.config.lower_bound(name)
+        if bound is not None:
+            attrs["valid_min"] = np.float32(bound)
         out[name] = out[name].astype(np.float32).assign_attrs(attrs)
     out[MEMBER].attrs = {"long_name": "ensemble member"}
     out.attrs = {
@@ -194,11 +226,22 @@ def _to_dataset(model: Forecaster, cube: xr.Dataset, fields: np.ndarray) -> xr.D
     return out
 
 
-def summarize(ensemble: xr.Dataset, *, member_dim: str = MEMBER) -> xr.Dataset:
-    """Members -> their mean (``<target>``) and spread (``<target>_std``).
+def with_spread(
+    ensemble: xr.Dataset,
+    calibration: Calibration | None = None,
+    *,
+    keep_members: bool = False,
+    member_dim: str = MEMBER,
+) -> xr.Dataset:
+    """Members -> their mean (``<target>``) and the predictive spread (``<target>_std``).
 
-    The spread is the members' sample standard deviation (ddof 1), 0 for one member. Variables
-    without ``member_dim`` pass through; the member dim is dropped.
+    With a ``calibration``, the spread is the standard deviation of the calibrated predictive
+    distribution: the members' variance (ddof 1) plus the fitted noise of each cell's kind
+    and month (:mod:`geocryo.forecast.calibration`); without one it is the members' standard
+    deviation alone (0 for one member), and says so in its ``long_name``; a ``<target>_std``
+    that came with the members (``predict(..., members=True)``'s) is kept. ``keep_members``
+    keeps every member on ``member_dim`` in place of the mean. Variables without
+    ``member_dim`` pass through.
     """
     if member_dim not in ensemble.dims:
         raise ValueError(
@@ -211,15 +254,36 @@ def summarize(ensemble: xr.Dataset, *, member_dim: str = MEMBER) -> xr.Dataset:
         if member_dim not in var.dims:
             out[name] = var
             continue
-        out[name] = var.mean(member_dim).astype(var.dtype).assign_attrs(var.attrs)
-        spread = var.std(member_dim, ddof=1) if n > 1 else xr.zeros_like(var.isel({member_dim: 0}))
-        spread = spread.astype(var.dtype)
+        mean = var.mean(member_dim).astype(var.dtype).assign_attrs(var.attrs)
+        out[name] = var if keep_members else mean
+        given = f"{name}{SPREAD_SUFFIX}"
+        if calibration is None and given in ensemble.data_vars:
+            continue  # the predictive spread came with the members: kept as it is
+        variance = var.var(member_dim, ddof=1) if n > 1 else xr.zeros_like(mean)
+        calibrated = calibration is not None and name in calibration.targets
+        if calibrated:
+            variance = variance + calibration.variance(name, mean)
+        spread = np.sqrt(variance).astype(var.dtype)
+        what = "predictive spread" if calibrated else "ensemble spread"
         spread.attrs = {
             "units": var.attrs.get("units", ""),
-            "long_name": f"ensemble spread (standard deviation) of {name}",
+            "long_name": f"{what} (standard deviation) of {name}",
+            "calibrated": int(calibrated),
         }
+        if "valid_min" in var.attrs:
+            spread.attrs["censored_below"] = var.attrs["valid_min"]
         out[f"{name}{SPREAD_SUFFIX}"] = spread
-    return out.drop_vars(member_dim, errors="ignore")
+    return out.drop_vars(member_dim, errors="ignore") if not keep_members else out
+
+
+def summarize(
+    ensemble: xr.Dataset, *, calibration: Calibration | None = None, member_dim: str = MEMBER
+) -> xr.Dataset:
+    """Members -> their mean (``<target>``) and spread (``<target>_std``); see :func:`with_spread`.
+
+    The member dim is dropped.
+    """
+    return with_spread(ensemble, calibration, member_dim=member_dim)
 
 
 def forecast_period(
@@ -229,6 +293,7 @@ def forecast_period(
     horizon: int | None = None,
     *,
     members: bool = False,
+    blind: bool = False,
     progress: bool = True,
 ) -> xr.Dataset:
     """The model's forecasts of ``months``, predicting over no more of the record than needed.
@@ -247,7 +312,9 @@ def forecast_period(
     horizon
         Months between the last input month and the forecast month (default: the model's lead).
     members
-        Keep every member on a ``member`` dim instead of their mean and spread.
+        Keep every member on a ``member`` dim instead of their mean (the spread is kept).
+    blind
+        Hide every cell's target history (:func:`predict_members`).
     progress
         Show a progress bar.
     """
@@ -257,5 +324,5 @@ def forecast_period(
     # own windows too, hence twice the horizon.
     start = months[0] - pd.DateOffset(months=model.spec.lookback + 2 * horizon)
     window = cube.sel(time=slice(start, months[-1]))
-    out = predict(model, window, horizon, members=members, progress=progress)
+    out = predict(model, window, horizon, members=members, blind=blind, progress=progress)
     return out.sel(time=months)

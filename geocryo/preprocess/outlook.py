@@ -7,6 +7,13 @@ months of a prepared (standardised) cube, and adds them to a cube as ``<name>_ou
 variables whose value at month t is the climatology of month t + lead: the last step of a
 look-back window then carries the expected state of the target month.
 
+The targets can have an outlook too: at each cell where a target was observed in the training
+period, its mean in each calendar month, which is the climatology baseline of the evaluation.
+A target's outlook stays missing (NaN) where the cell has no training observation in that month,
+so the model knows where it has one. It enters the ``"history"`` input group (see
+:class:`~geocryo.batching.channels.Layout`), and the network predicts the departure from it
+(:class:`~geocryo.models.network.GeoCryoNet`'s ``anchors``).
+
 Only training months enter the climatology, so the outlook leaks nothing from validation or
 test months.
 """
@@ -20,10 +27,35 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["OUTLOOK_SUFFIX", "Outlook"]
+__all__ = ["DRIVER_SUFFIX", "OUTLOOK_SUFFIX", "Outlook", "with_drivers"]
 
 #: Suffix of an outlook variable, e.g. ``sibbork_alt_outlook``.
 OUTLOOK_SUFFIX = "_outlook"
+
+#: Suffix of a driver: a variable's value in the forecast month, e.g. ``air_temperature_driver``.
+DRIVER_SUFFIX = "_driver"
+
+
+def with_drivers(prepared: xr.Dataset, modalities: Sequence[str], lead: int) -> xr.Dataset:
+    """``prepared`` with ``<name>_driver``: each (time, y, x) variable of ``modalities``, ``lead``
+    months ahead.
+
+    A driver is a variable whose value in the forecast month is known when the forecast is
+    made: the forcing of a hindcast (a reanalysis) or of a projection (a climate scenario), and
+    the process models run with it. Its value at month ``t + lead`` is placed at ``t``, so the
+    last step of a look-back window carries the forecast month's; NaN where that month lies
+    beyond the record. Lazy stays lazy.
+    """
+    out = {}
+    for name, var in prepared.data_vars.items():
+        if var.attrs.get("modality") not in tuple(modalities) or set(var.dims) != set(_DIMS):
+            continue
+        if str(name).endswith((OUTLOOK_SUFFIX, DRIVER_SUFFIX)):
+            continue
+        attrs = {**var.attrs, "long_name": f"{name}, {lead} month(s) ahead (a driver)"}
+        out[f"{name}{DRIVER_SUFFIX}"] = var.shift(time=-int(lead)).assign_attrs(attrs)
+    return prepared.assign(out)
+
 
 _DIMS = ("time", "y", "x")
 
@@ -37,7 +69,7 @@ class Outlook:
     ----------
     climatology
         Variable name -> (12, ny, nx) float32 array, January first; 0 (the standardised mean)
-        where a month has no training value.
+        where a month has no training value, except for the targets' (NaN there).
     attrs
         Variable name -> its text attributes (``modality`` above all, which puts the outlook in
         the same input group as its variable).
@@ -57,7 +89,11 @@ class Outlook:
 
     @classmethod
     def fit(
-        cls, prepared: xr.Dataset, train: pd.DatetimeIndex, modalities: Sequence[str]
+        cls,
+        prepared: xr.Dataset,
+        train: pd.DatetimeIndex,
+        modalities: Sequence[str],
+        targets: Sequence[str] = (),
     ) -> Outlook:
         """Climatologies of every (time, y, x) variable of ``modalities`` over ``train``.
 
@@ -69,18 +105,28 @@ class Outlook:
             The training months.
         modalities
             Which variables get an outlook, by their ``modality`` attribute.
+        targets
+            Targets that get an outlook as well, NaN where a cell has no training value in a
+            calendar month.
         """
+        targets = [str(t) for t in targets]
         names = [
             str(name)
             for name, var in prepared.data_vars.items()
-            if var.attrs.get("modality") in tuple(modalities) and set(var.dims) == set(_DIMS)
+            if name not in targets
+            and var.attrs.get("modality") in tuple(modalities)
+            and set(var.dims) == set(_DIMS)
         ]
+        names += [name for name in targets if name in prepared.data_vars]
         if not names:
             return cls({}, {})
         part = prepared[names].sel(time=pd.DatetimeIndex(train)).transpose(*_DIMS)
         means = part.groupby("time.month").mean("time").reindex(month=np.arange(1, 13))
         means = means.compute()
-        climatology = {name: np.nan_to_num(means[name].values, nan=0.0) for name in names}
+        climatology = {
+            name: means[name].values if name in targets else np.nan_to_num(means[name].values)
+            for name in names
+        }
         attrs = {
             name: {k: v for k, v in prepared[name].attrs.items() if isinstance(v, str)}
             for name in names

@@ -430,6 +430,23 @@ class FittedPreprocessor:
             out[name] = value
         return ds.assign(out)
 
+    def standardise(self, target: str, value: float) -> float:
+        """A constant physical value of ``target`` (a bound) in the standardised units.
+
+        Raises ``ValueError`` when the plan detrends the target, since a constant is then a
+        different standardised value at every cell and month.
+        """
+        plan = self._plans.get(target)
+        if plan is None:
+            raise KeyError(f"standardise(): the plan has no statistics for {target!r}")
+        if plan.trend is not None:
+            raise ValueError(
+                f"the plan removes a trend from {target!r} (PreprocessConfig(detrend=True)), so "
+                f"its bound of {value} is not one standardised value; fit with "
+                f"FitConfig(bounds={{{target!r}: None}}) to drop the bound, or without detrend"
+            )
+        return (float(value) - plan.scaling.mean) / plan.scaling.std
+
     # -- for people -------------------------------------------------------------------------
 
     @property

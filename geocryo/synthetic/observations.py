@@ -18,6 +18,7 @@ from .landscape import ORIGIN_YEAR, hash_normal, stream_key
 __all__ = [
     "CAMPAIGNS",
     "MISSIONS",
+    "OBSERVATION_ERROR",
     "Sites",
     "absolute_month",
     "campaign_lines",
@@ -27,6 +28,16 @@ __all__ = [
 ]
 
 _TRUTH = ("alt", "ch4_flux", "co2_flux")
+
+#: Measurement error of the sites' records: (standard deviation in the target's units, share of
+#: the value), as the cube's targets declare it (``observation_error``,
+#: ``observation_error_fraction``): thaw probes read to about 2 cm, chamber and tower CH4 to
+#: 10 % and 0.5 nmol m-2 s-1, tower CO2 to 0.25 umol m-2 s-1.
+OBSERVATION_ERROR: dict[str, tuple[float, float]] = {
+    "alt": (2.0, 0.0),
+    "ch4_flux": (0.5, 0.1),
+    "co2_flux": (0.25, 0.0),
+}
 
 
 #: Start of each remote-sensing mission (no retrievals before it).
@@ -112,10 +123,11 @@ def in_situ(world, months, y0, y1, x0, x1, alt, ch4, co2) -> dict:
         observed[:, 0] &= s.measures_alt[k]
         observed[:, 1:] &= s.measures_flux[k]
         a = alt[:, iy, ix]
+        (sd_alt, _), (sd_ch4, share_ch4), (sd_co2, _) = OBSERVATION_ERROR.values()
         values = (
-            np.where(a > 0, np.maximum(a + 2.0 * noise[:, 0], 0), 0.0),
-            ch4[:, iy, ix] * (1 + 0.1 * noise[:, 1]) + 0.5 * noise[:, 1],
-            co2[:, iy, ix] + 0.25 * noise[:, 2],
+            np.where(a > 0, np.maximum(a + sd_alt * noise[:, 0], 0), 0.0),
+            ch4[:, iy, ix] * (1 + share_ch4 * noise[:, 1]) + sd_ch4 * noise[:, 1],
+            co2[:, iy, ix] + sd_co2 * noise[:, 2],
         )
         for j, name in enumerate(_TRUTH):
             out[name][:, iy, ix] = np.where(observed[:, j], values[j], np.nan)

@@ -36,6 +36,7 @@ from .landscape import ORIGIN_YEAR, Landscape, stream_key
 from .observations import (
     CAMPAIGNS,
     MISSIONS,
+    OBSERVATION_ERROR,
     Sites,
     absolute_month,
     campaign_lines,
@@ -419,7 +420,11 @@ def alaska(
     variables = {}
     for name in _TIME_VARS:
         data = _lazy(name, block, (tchunks, ychunks, xchunks), layer, keys, base=base)
-        variables[name] = (dims3, data, _attrs(name))
+        attrs = _attrs(name)
+        if name in OBSERVATION_ERROR:
+            sd, share = OBSERVATION_ERROR[name]
+            attrs |= {"observation_error": sd, "observation_error_fraction": share}
+        variables[name] = (dims3, data, attrs)
     for name in _STATIC_VARS:
         data = _lazy(name, static_block, (ychunks, xchunks), static_layer, static_keys, base=base)
         variables[name] = (("y", "x"), data, _attrs(name))

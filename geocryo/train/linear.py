@@ -18,15 +18,16 @@ model forecasts mostly have none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..batching.channels import HISTORY
-from ..models.network import latest_inputs
+from ..models.network import departure_features, latest_inputs
 from .trainer import _close
 
-__all__ = ["FOLDS", "PENALTIES", "fit_skip"]
+__all__ = ["FOLDS", "PENALTIES", "fit_departure", "fit_skip"]
 
 #: Ridge penalties tried, as fractions of the number of observations of a target.
 PENALTIES: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)
@@ -42,36 +43,42 @@ def _fold(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _moments(
-    batches: Iterable, groups: Sequence[str], used: np.ndarray, k: int
+    batches: Iterable, design: Callable[[Any], tuple[np.ndarray, np.ndarray, np.ndarray]], k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per target and fold: X'X, X'y (X with a last column of ones), y'y and the count."""
-    c = int(used.sum()) + 1
-    gram = np.zeros((k, FOLDS, c, c))
-    cross = np.zeros((k, FOLDS, c))
-    squares = np.zeros((k, FOLDS))
-    count = np.zeros((k, FOLDS))
+    """Per target and fold: X'X, X'y (X with a last column of ones), y'y and the count.
+
+    ``design(batch)`` gives the batch's features ``(B, p, p, C)``, what to regress on them
+    ``(B, p, p, K)`` and which of those values to use ``(B, p, p, K)`` bool.
+    """
+    gram = cross = squares = count = None
     iterator = iter(batches)
     try:
         for batch in iterator:
-            x = np.asarray(latest_inputs(batch.inputs, groups), np.float64)
+            x, y, use = design(batch)
             p = x.shape[1]
-            x = x.reshape(-1, x.shape[-1])[:, used]
+            x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
             x = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+            if gram is None:
+                c = x.shape[1]
+                gram, cross = np.zeros((k, FOLDS, c, c)), np.zeros((k, FOLDS, c))
+                squares, count = np.zeros((k, FOLDS)), np.zeros((k, FOLDS))
             rows = np.asarray(batch.y0)[:, None, None] + np.arange(p)[None, :, None]
             cols = np.asarray(batch.x0)[:, None, None] + np.arange(p)[None, None, :]
             fold = _fold(*np.broadcast_arrays(rows, cols)).reshape(-1)
-            targets = np.asarray(batch.targets, np.float64).reshape(-1, k)
-            mask = np.asarray(batch.mask).reshape(-1, k) > 0
+            targets = np.asarray(y, np.float64).reshape(-1, k)
+            use = np.asarray(use).reshape(-1, k)
             for j in range(k):
                 for f in range(FOLDS):
-                    pick = mask[:, j] & (fold == f)
-                    rows_f, y = x[pick], targets[pick, j]
+                    pick = use[:, j] & (fold == f)
+                    rows_f, values = x[pick], targets[pick, j]
                     gram[j, f] += rows_f.T @ rows_f
-                    cross[j, f] += rows_f.T @ y
-                    squares[j, f] += y @ y
-                    count[j, f] += len(y)
+                    cross[j, f] += rows_f.T @ values
+                    squares[j, f] += values @ values
+                    count[j, f] += len(values)
     finally:
         _close(iterator)
+    if gram is None:
+        raise ValueError("the training stream has no batch to fit a linear map on")
     return gram, cross, squares, count
 
 
@@ -130,7 +137,61 @@ def fit_skip(
         [np.full(n, g != HISTORY or len(groups) == 1) for g, n in zip(groups, sizes, strict=True)]
     )
     k = len(targets)
-    gram, cross, squares, count = _moments(train, groups, used, k)
+
+    def design(batch):
+        x = np.asarray(latest_inputs(batch.inputs, groups))[..., used]
+        return x, batch.targets, np.asarray(batch.mask) > 0
+
+    moments = _moments(train, design, k)
+    return _ridge(moments, used, k, penalties)
+
+
+def fit_departure(
+    groups: Sequence[str],
+    anchors: Sequence[tuple[int, int]],
+    lead: int,
+    targets: Sequence[str],
+    train: Iterable,
+    penalties: Sequence[float] = PENALTIES,
+) -> dict[str, np.ndarray]:
+    """Ridge regression of each target's departure from its climatology: the network's
+    ``departure`` map.
+
+    On the observed cells that have the target's climatology (the sites), the target less its
+    climatology is regressed on :func:`~geocryo.models.network.departure_features`: the last
+    month of every group but the history, and every target's latest departure from its own
+    climatology. Penalties are chosen as in :func:`fit_skip`.
+
+    Returns
+    -------
+    dict
+        ``kernel`` (C + K, K) float32 and ``bias`` (K,); zeros for a target without a
+        climatology.
+    """
+    if not len(penalties) or any(p < 0 for p in penalties):
+        raise ValueError(f"penalties must be a non-empty sequence of numbers >= 0: {penalties}")
+    k = len(targets)
+
+    def design(batch):
+        x = departure_features(batch.inputs, groups, anchors, lead)
+        latest = np.asarray(batch.inputs[HISTORY][:, -1])
+        y = np.zeros_like(np.asarray(batch.targets))
+        use = np.zeros(y.shape, bool)
+        for j, (_, clim) in enumerate(anchors):
+            if clim < 0:
+                continue
+            y[..., j] = batch.targets[..., j] - latest[..., clim]
+            use[..., j] = (np.asarray(batch.mask[..., j]) > 0) & (latest[..., clim + 1] < 0.5)
+        return x, y, use
+
+    gram, cross, squares, count = _moments(train, design, k)
+    used = np.ones(gram.shape[-1] - 1, bool)
+    return _ridge((gram, cross, squares, count), used, k, penalties)
+
+
+def _ridge(moments, used: np.ndarray, k: int, penalties: Sequence[float]) -> dict:
+    """Each target's ridge map from the moments, its penalty chosen by cross-validation."""
+    gram, cross, squares, count = moments
     kernel = np.zeros((len(used), k), np.float32)
     bias = np.zeros(k, np.float32)
     for j in range(k):
