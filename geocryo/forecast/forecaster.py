@@ -136,7 +136,8 @@ class Forecaster:
             the record): the targets (member mean) and ``<target>_std``, the standard
             deviation of the predictive distribution (the members' variance plus the noise
             fitted on the validation period, :mod:`geocryo.forecast.calibration`; the members'
-            alone when the model has no calibration); with ``members=True`` the targets on
+            alone when the model has no calibration; it is calibrated at the lead, so a
+            roll-out's is a lower bound); with ``members=True`` the targets on
             (member, time, y, x). A bounded target carries its bound as ``valid_min``: no
             member goes below it.
         """
