@@ -84,9 +84,7 @@ class HistoryDropout:
     def epoch(self, i: int) -> Iterator[Batch]:
         """The stream's batches of epoch ``i``, with histories hidden."""
         rng = np.random.default_rng([self.seed, int(i), 0x6869])
-        values, missing = self.stream.history_channels
-        anchors = [a for a in self.stream.anchor_channels if a >= 0]
-        values, missing = values + anchors, missing + [a + 1 for a in anchors]
+        values, missing = self.stream.site_channels
         batches = self.stream.epoch(i)
         try:
             for batch in batches:

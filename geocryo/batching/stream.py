@@ -229,6 +229,14 @@ class PatchStream:
         """
         return self._layout.anchor_channels()
 
+    @property
+    def site_channels(self) -> tuple[list[int], list[int]]:
+        """Positions in ``"history"`` of everything a cell without a site lacks, and of their
+        missing indicators: each target's value and, where it is an input, its climatology."""
+        values, missing = self.history_channels
+        anchors = [a for a in self.anchor_channels if a >= 0]
+        return values + anchors, missing + [a + 1 for a in anchors]
+
     def _chunks(self) -> tuple[int, int]:
         var = self._ds[self._layout.targets[0]]
         if var.chunks is None:

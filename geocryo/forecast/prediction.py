@@ -131,9 +131,7 @@ def _field(model, stream, months, shape, rollout, blind, progress) -> np.ndarray
     counts = np.zeros(shape[1:-1], np.float32)
     p = model.spec.patch
     index = {t: i for i, t in enumerate(months.values.astype("datetime64[ns]"))}
-    values, missing = stream.history_channels
-    anchors = [a for a in stream.anchor_channels if a >= 0]
-    hidden = (values + anchors, missing + [a + 1 for a in anchors])
+    hidden = stream.site_channels
     batches = tqdm(stream, total=len(stream), desc="predicting", disable=not progress, leave=False)
     for batch in batches:
         if blind:
